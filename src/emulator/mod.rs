@@ -1,0 +1,1 @@
+//! The WebQQ emulator (in progress).

@@ -1,0 +1,9 @@
+//! qqbridge: a Matrix <-> QQ bridge over the WebQQ / SmartQQ web protocol.
+//!
+//! Crate map (ARCHITECTURE.md has the long form):
+//! - [`webqq`]: the protocol client (no Matrix, no actix).
+//! - [`emulator`]: a faithful WebQQ service built on `webqq`'s wire types, for demo, tests and
+//!   benchmarks.
+
+pub mod emulator;
+pub mod webqq;
