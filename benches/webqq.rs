@@ -7,9 +7,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use qqbridge::webqq::api::Endpoint;
 use qqbridge::webqq::api::RawAnswer;
 use qqbridge::webqq::api::poll2::{Poll2, PollAnswer};
-use qqbridge::webqq::api::Endpoint;
 use qqbridge::webqq::content::Content;
 
 const RUNS: usize = 15;
@@ -20,17 +20,24 @@ fn batch(n: usize) -> String {
     let mut events = Vec::with_capacity(n);
     for i in 0..n {
         let font = serde_json::json!(["font", {"color":"004faa","name":"STKaiti","size":13,"style":[0,0,0]}]);
-        let content = serde_json::json!([font, format!("消息 {i}: hello world, 你好 "), ["face", 14], "end"]);
+        let content =
+            serde_json::json!([font, format!("消息 {i}: hello world, 你好 "), ["face", 14], "end"]);
         let event = match i % 3 {
-            0 => serde_json::json!({"poll_type":"message","value":{"msg_id":24225+i,"from_uin":2440652742u64,
+            0 => {
+                serde_json::json!({"poll_type":"message","value":{"msg_id":24225+i,"from_uin":2440652742u64,
                 "to_uin":2769546520u64,"msg_id2":950054+i,"msg_type":9,"reply_ip":176498455,"time":1388368696,
-                "content":content}}),
-            1 => serde_json::json!({"poll_type":"group_message","value":{"msg_id":13663+i,"from_uin":2559225925u64,
+                "content":content}})
+            }
+            1 => {
+                serde_json::json!({"poll_type":"group_message","value":{"msg_id":13663+i,"from_uin":2559225925u64,
                 "to_uin":2769546520u64,"msg_id2":886022+i,"msg_type":43,"reply_ip":176756826,"group_code":3483368056u64,
-                "send_uin":2440652742u64,"seq":27+i,"time":1388368698,"info_seq":346167134,"content":content}}),
-            _ => serde_json::json!({"poll_type":"discu_message","value":{"msg_id":18803+i,"from_uin":10000,
+                "send_uin":2440652742u64,"seq":27+i,"time":1388368698,"info_seq":346167134,"content":content}})
+            }
+            _ => {
+                serde_json::json!({"poll_type":"discu_message","value":{"msg_id":18803+i,"from_uin":10000,
                 "to_uin":2769546520u64,"msg_id2":175418+i,"msg_type":42,"reply_ip":176488598,"did":2006892653u64,
-                "send_uin":1657605740u64,"seq":8,"time":1395249174,"info_seq":2,"content":content}}),
+                "send_uin":1657605740u64,"seq":8,"time":1395249174,"info_seq":2,"content":content}})
+            }
         };
         events.push(event);
     }
@@ -63,7 +70,8 @@ fn main() {
         assert!(matches!(answer, Ok(PollAnswer::Events(ref e)) if e.len() == events));
     });
     let untyped = measure(50, || {
-        let value: serde_json::Value = serde_json::from_slice(black_box(body.as_bytes())).unwrap_or_default();
+        let value: serde_json::Value =
+            serde_json::from_slice(black_box(body.as_bytes())).unwrap_or_default();
         black_box(value);
     });
     let secs = typed.as_secs_f64();

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use qqbridge::emulator::{self, Emulator, EmulatorOptions, Listeners, World};
-use qqbridge::webqq::api::ptqrlogin::QrState;
 use qqbridge::webqq::api::poll2::PollAnswer;
+use qqbridge::webqq::api::ptqrlogin::QrState;
 use qqbridge::webqq::client::{ClientConfig, WebQqClient};
 use qqbridge::webqq::content::Content;
 use qqbridge::webqq::directory::Directory;
@@ -239,7 +239,8 @@ async fn run_qq(args: QqArgs) -> anyhow::Result<()> {
 async fn login_qr(client: &WebQqClient, qr_out: &Path) -> anyhow::Result<()> {
     for _attempt in 0..10 {
         let (login, png) = QrLogin::start(client).await?;
-        std::fs::write(qr_out, &png).with_context(|| format!("cannot write {}", qr_out.display()))?;
+        std::fs::write(qr_out, &png)
+            .with_context(|| format!("cannot write {}", qr_out.display()))?;
         match qqbridge::terminal::render_qr_png(&png) {
             Ok(text) => println!("{text}"),
             Err(reason) => println!("(cannot draw the QR code here: {reason})"),
@@ -259,7 +260,9 @@ async fn login_qr(client: &WebQqClient, qr_out: &Path) -> anyhow::Result<()> {
                     println!("logged in as {nick} ({qq})");
                     return Ok(());
                 }
-                QrState::Failed(answer) => bail!("QR login failed ({}): {}", answer.code, answer.message),
+                QrState::Failed(answer) => {
+                    bail!("QR login failed ({}): {}", answer.code, answer.message)
+                }
             }
         }
     }
@@ -283,7 +286,8 @@ fn read_line() -> anyhow::Result<String> {
 fn save_session(client: &WebQqClient, path: &Path) -> anyhow::Result<()> {
     let session = client.session().context("no session to save")?;
     let json = serde_json::to_string_pretty(&session)?;
-    write_private(path, json.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    write_private(path, json.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     println!("session saved to {}", path.display());
     Ok(())
 }
@@ -292,8 +296,12 @@ fn save_session(client: &WebQqClient, path: &Path) -> anyhow::Result<()> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(bytes)
 }
 
@@ -357,7 +365,8 @@ async fn listen(client: &WebQqClient, count: Option<usize>, session: &Path) -> a
 
 async fn send(client: &WebQqClient, kind: &str, target: u64, text: &str) -> anyhow::Result<()> {
     let directory = Directory::load(client).await?;
-    for part in qqbridge::webqq::content::split_text(text, qqbridge::webqq::content::MAX_TEXT_BYTES) {
+    for part in qqbridge::webqq::content::split_text(text, qqbridge::webqq::content::MAX_TEXT_BYTES)
+    {
         let content = Content::text(part);
         let answer = match kind {
             "friend" => {
@@ -365,7 +374,8 @@ async fn send(client: &WebQqClient, kind: &str, target: u64, text: &str) -> anyh
                 client.send_buddy(uin, &content).await?
             }
             "group" => {
-                let group = directory.group_by_number(GroupNumber::new(target)).context("no such group")?;
+                let group =
+                    directory.group_by_number(GroupNumber::new(target)).context("no such group")?;
                 client.send_group(group.gid, group.code, &content).await?
             }
             _ => client.send_discussion(Did::new(target), &content).await?,

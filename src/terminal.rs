@@ -8,7 +8,7 @@
 pub fn render_qr_png(png_bytes: &[u8]) -> Result<String, String> {
     let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
     let mut reader = decoder.read_info().map_err(|e| format!("not a PNG: {e}"))?;
-    let mut buffer = vec![0; reader.output_buffer_size().ok_or("PNG too large")?];
+    let mut buffer = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buffer).map_err(|e| format!("PNG frame: {e}"))?;
     let (width, height) = (info.width as usize, info.height as usize);
     let channels = info.color_type.samples();
@@ -35,7 +35,11 @@ pub fn render_qr_png(png_bytes: &[u8]) -> Result<String, String> {
     let quiet = 2usize;
     let total = modules + quiet * 2;
     let at = |mx: usize, my: usize| -> bool {
-        mx >= quiet && my >= quiet && mx < quiet + modules && my < quiet + modules && cell(mx - quiet, my - quiet)
+        mx >= quiet
+            && my >= quiet
+            && mx < quiet + modules
+            && my < quiet + modules
+            && cell(mx - quiet, my - quiet)
     };
     let mut out = String::new();
     for row in (0..total).step_by(2) {
