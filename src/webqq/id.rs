@@ -158,10 +158,9 @@ pub fn lax_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
         NumOrText::Signed(n) => u64::try_from(n).map_err(serde::de::Error::custom),
         NumOrText::Float(f) if f >= 0.0 && f.fract() == 0.0 && f < 1.8e19 => Ok(f as u64),
         NumOrText::Float(f) => Err(serde::de::Error::custom(format!("not an id: {f}"))),
-        NumOrText::Text(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}"))),
+        NumOrText::Text(s) => {
+            s.trim().parse().map_err(|_| serde::de::Error::custom(format!("not a number: {s:?}")))
+        }
     }
 }
 
