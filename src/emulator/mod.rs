@@ -58,6 +58,7 @@ mod deliver;
 pub mod faults;
 mod http;
 mod images;
+mod multipart;
 pub mod options;
 mod ptui;
 mod router;
@@ -75,7 +76,7 @@ use tokio::net::TcpListener;
 
 pub use control::{ControlError, EmulatorState, MessageKind, PostMessage, Posted, SessionInfo};
 pub use faults::{FaultKind, FaultSpec};
-pub use options::{EmulatorOptions, HashChoice, IdleForm, SendReplyForm};
+pub use options::{EmulatorOptions, EventForm, HashChoice, IdleForm, SendReplyForm};
 pub use state::{Counter, SentMessage};
 pub use tls::TlsError;
 pub use world::{Account, Discussion, Friend, Group, Person, World, WorldError};
@@ -119,6 +120,7 @@ impl Emulator {
             tls,
             image_addr: Default::default(),
             shutting_down: Default::default(),
+            seq: Default::default(),
         };
         Ok(Emulator { shared: Arc::new(shared) })
     }

@@ -29,6 +29,18 @@ pub enum IdleForm {
     Http504,
 }
 
+/// Which era's shape poll events take (protocol §4 intro).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventForm {
+    /// Slim SmartQQ values (`msg_type` 0, `group_code` = gid, no `msg_id2`/`reply_ip`/`seq`).
+    #[default]
+    SmartQq,
+    /// Fat 2013 values (`msg_id2`, `reply_ip`, `seq`, `info_seq`, real `group_code`, msg_type
+    /// 9/43/42/140, discussion `from_uin` 10000).
+    Webqq2013,
+}
+
 /// Which friend-list hash (protocol §3) `get_user_friends2` and `get_group_name_list_mask2`
 /// expect. Mirrors the variants of the client's hash module by name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +77,15 @@ pub struct EmulatorOptions {
     pub random_uins: bool,
     /// The friend-list hash function the s host checks.
     pub hash_variant: HashChoice,
+    /// The shape of poll events.
+    pub event_form: EventForm,
+    /// Sends allowed per second per session (token bucket); beyond it sends answer 1202 and are
+    /// still delivered (protocol §5.5, §6.1). 0 = unlimited.
+    pub send_rate_per_sec: f64,
+    /// Bucket size of the send limit.
+    pub send_burst: u32,
+    /// ptqrlogin demands `ptqrtoken` = hash33(qrsig) (from 2017-02, protocol §1.3.2).
+    pub require_ptqrtoken: bool,
     /// How long a QR code stays scannable before ptqrlogin answers 65 (about 2 minutes, §1.3.1).
     #[serde(with = "secs")]
     pub qr_lifetime: Duration,
@@ -94,6 +115,10 @@ impl Default for EmulatorOptions {
             idle_form: IdleForm::Retcode102,
             random_uins: true,
             hash_variant: HashChoice::Ecok,
+            event_form: EventForm::SmartQq,
+            send_rate_per_sec: 0.0,
+            send_burst: 20,
+            require_ptqrtoken: true,
             qr_lifetime: Duration::from_secs(120),
             send_reply_form: SendReplyForm::Retcode,
             self_echo: false,

@@ -190,6 +190,8 @@ pub(crate) struct SessionState {
     pub tokens_at: Instant,
     /// The id maps.
     pub uins: UinMap,
+    /// Temporary-chat signatures handed out by get_c2cmsg_sig2: sig -> (group, discussion).
+    pub c2c_sigs: HashMap<String, (Option<GroupNumber>, Option<crate::webqq::Did>)>,
 }
 
 /// One channel session. Immutable tokens outside the lock, the rest inside.
@@ -315,6 +317,7 @@ impl Sessions {
                 send_tokens: new.send_burst,
                 tokens_at: now,
                 uins: UinMap::new(new.account, new.random_uins),
+                c2c_sigs: HashMap::new(),
             }),
             notify: Notify::new(),
         });
@@ -356,6 +359,13 @@ impl Sessions {
             self.by_account.remove(&session.account);
         }
         Some(session)
+    }
+
+    /// Takes a session off the account index (kicked: no longer online) without forgetting it.
+    pub(crate) fn forget_account(&mut self, account: QqNumber, id: u64) {
+        if self.by_account.get(&account) == Some(&id) {
+            self.by_account.remove(&account);
+        }
     }
 
     /// Removes dead sessions and those idle for longer than `ttl`; returns how many.

@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     pub image_addr: Mutex<Option<SocketAddr>>,
     /// Set when `serve` is shutting down: held polls end at once.
     pub shutting_down: AtomicBool,
+    /// Group message sequence (`seq`, 2013 form).
+    pub seq: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
