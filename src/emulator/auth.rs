@@ -110,9 +110,15 @@ impl LoginState {
         self.checks.get(&qq).filter(|c| now.saturating_duration_since(c.created) < CHECK_LIFETIME)
     }
 
-    /// Records the verifysession getimage set for `qq` and returns the captcha text.
-    pub(crate) fn captcha_shown(&mut self, qq: QqNumber, verifysession: String) -> Option<String> {
-        let record = self.checks.get_mut(&qq)?;
+    /// Records the verifysession getimage set for `qq` and returns the captcha text. A given
+    /// `cap_cd` must be the one `/check` handed out.
+    pub(crate) fn captcha_shown(
+        &mut self,
+        qq: QqNumber,
+        cap_cd: Option<&str>,
+        verifysession: String,
+    ) -> Option<String> {
+        let record = self.checks.get_mut(&qq).filter(|r| cap_cd.is_none_or(|c| c == r.cap_cd))?;
         record.verifysession = verifysession;
         Some(record.code.clone())
     }

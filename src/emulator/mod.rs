@@ -48,9 +48,6 @@
 //!   servers (`103.7.29.36:80`), served by the emulator itself.
 //! * Faults are matched to accounts by the `uin` / `p_uin` / `superuin` cookie.
 
-// Temporary while the routes are written.
-#![allow(dead_code)]
-
 pub mod auth;
 mod control;
 mod control_http;
@@ -140,3 +137,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     server::serve(listeners, emulator, shutdown).await
 }
+
+#[cfg(test)]
+mod tests;
