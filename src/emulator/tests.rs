@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use super::*;
+use crate::emulator::session::lock;
 use crate::webqq::QqNumber;
 use crate::webqq::hash::{hash_ecok, hash33};
 
@@ -382,5 +383,125 @@ async fn test_second_login_kicks_first_and_group_delivery() {
     let (status, err) = h.control(reqwest::Method::POST, "/messages", json!({"account": 10001, "kind": "group", "from": 10005, "group": 346167134, "text": "x"})).await;
     assert_eq!(status, 400);
     assert!(err["error"].as_str().unwrap().contains("members"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn test_password_login_schemes_and_captcha() {
+    use crate::webqq::crypto::{encrypt_password_md5, encrypt_password_rsa_tea, password_md5};
+    use crate::webqq::jscall::parse_call;
+
+    let h = Harness::start(EmulatorOptions::default()).await;
+    // Without the login UI Referer: ptuiCB 7.
+    let r = h
+        .client
+        .get("https://ssl.ptlogin2.qq.com/check?pt_tea=1&uin=10001&appid=501004106")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().starts_with("ptuiCB('7'"));
+
+    let check = |qq: u64| {
+        format!(
+            "/check?pt_tea=1&uin={qq}&appid=501004106&js_ver=10120&js_type=0&login_sig=&u1=x&r=0.3"
+        )
+    };
+    let (_, body) = h.ptlogin(&check(10001)).await;
+    let args = parse_call(&body, "ptui_checkVC").unwrap();
+    assert_eq!(args[0], "0");
+    assert!(args[1].starts_with('!'));
+    assert_eq!(args.len(), 5, "2015 form by default: {body}");
+    let salt = 10001_u64.to_be_bytes();
+    let login = |qq: u64, p: &str, code: &str, vs: &str| {
+        format!(
+            "/login?u={qq}&p={p}&verifycode={code}&webqq_type=10&remember_uin=1&login2qq=1&aid=501004106&h=1&ptredirect=0&ptlang=2052&daid=164&from_ui=1&pttype=1&dumy=&fp=loginerroralert&action=0-0-1&mibao_css=m_webqq&t=1&g=1&js_type=0&js_ver=10120&login_sig=&pt_randsalt=0&pt_vcode_v1=0&pt_verifysession_v1={vs}"
+        )
+    };
+    let wrong = encrypt_password_md5(password_md5("nope"), &salt, &args[1]);
+    let (_, body) = h.ptlogin(&login(10001, &wrong, &args[1], &args[3])).await;
+    assert!(body.starts_with("ptuiCB('3'"), "{body}");
+    // The check answer is spent by a failure: a new check is needed.
+    let (_, body) = h.ptlogin(&check(10001)).await;
+    let args = parse_call(&body, "ptui_checkVC").unwrap();
+    let p = encrypt_password_md5(password_md5("password"), &salt, &args[1]);
+    let (_, body) = h.ptlogin(&login(10001, &p, &args[1], &args[3])).await;
+    let cb = parse_call(&body, "ptuiCB").unwrap();
+    assert_eq!(cb[0], "0", "{body}");
+    assert_eq!(h.client.get(&cb[2]).send().await.unwrap().status(), 302);
+    assert!(h.cookie("http://s.web2.qq.com/", "ptwebqq").is_some());
+
+    // Captcha account, scheme B (RSA + TEA).
+    let (_, body) = h.ptlogin(&check(10002)).await;
+    let args = parse_call(&body, "ptui_checkVC").unwrap();
+    assert_eq!(args[0], "1");
+    let image = h
+        .client
+        .get(format!(
+            "https://ssl.captcha.qq.com/getimage?aid=501004106&r=0.1&uin=10002&cap_cd={}",
+            args[1]
+        ))
+        .header("Referer", UI_REFERER)
+        .send()
+        .await
+        .unwrap();
+    assert!(image.bytes().await.unwrap().starts_with(&[0xFF, 0xD8]));
+    let code = lock(&h.emulator.shared.login)
+        .check(QqNumber::new(10002), tokio::time::Instant::now())
+        .map(|c| c.code.clone())
+        .unwrap();
+    let salt = 10002_u64.to_be_bytes();
+    let mut rng = rand::rng();
+    let bad_code = encrypt_password_rsa_tea(password_md5("123456"), &salt, "ZZZZ", &mut rng);
+    let (_, body) = h.ptlogin(&login(10002, &bad_code, "ZZZZ", "")).await;
+    assert!(body.starts_with("ptuiCB('4'"), "{body}");
+    let p = encrypt_password_rsa_tea(password_md5("123456"), &salt, &code, &mut rng);
+    let p = url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>();
+    let (_, body) = h.ptlogin(&login(10002, &p, &code.to_lowercase(), "")).await;
+    assert!(body.starts_with("ptuiCB('0'"), "{body}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn test_newer_poll_ends_older_with_102() {
+    let options = EmulatorOptions {
+        poll_hold: Duration::from_secs(30),
+        require_warmup: false,
+        ..EmulatorOptions::default()
+    };
+    let h = Harness::start(options).await;
+    let (ptwebqq, _vf, psessionid, _) = qr_login(&h).await;
+    let r = json!({"ptwebqq": ptwebqq, "clientid": 53999199, "psessionid": psessionid, "key": ""});
+    let spawn_poll = || {
+        let client = h.client.clone();
+        let r = r.to_string();
+        tokio::spawn(async move {
+            client
+                .post("http://d1.web2.qq.com/channel/poll2")
+                .header("Referer", D1_REFERER)
+                .form(&[("r", r)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    let first = spawn_poll();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = spawn_poll();
+    let started = std::time::Instant::now();
+    assert_eq!(first.await.unwrap()["retcode"], 102);
+    assert!(started.elapsed() < Duration::from_secs(5), "the older poll ended at once");
+    // Several events in one answer go to the newer poll.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    h.emulator.push_event(QqNumber::new(10001), json!({"poll_type": "tips", "value": {}})).unwrap();
+    let answer = second.await.unwrap();
+    assert_eq!(answer["result"][0]["poll_type"], "tips", "{answer}");
+    // Kick: the kick_message arrives, then the session is gone.
+    h.emulator.kick(QqNumber::new(10001)).unwrap();
+    let kicked = h.post_r("http://d1.web2.qq.com/channel/poll2", &r).await;
+    assert_eq!(kicked["result"][0]["poll_type"], "kick_message", "{kicked}");
+    assert_eq!(h.post_r("http://d1.web2.qq.com/channel/poll2", &r).await["retcode"], 103);
     h.stop().await;
 }
