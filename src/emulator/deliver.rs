@@ -266,6 +266,26 @@ pub(crate) fn deliver_notice(shared: &Shared, from: QqNumber, to: QqNumber, shak
     true
 }
 
+/// Tells the online friends of `account` its new status (protocol §4.6): on login2, logout2,
+/// change_status2 and kicks.
+pub(crate) fn deliver_status_change(shared: &Shared, account: QqNumber, status: &str) {
+    let friends: Vec<QqNumber> = read(&shared.world)
+        .account(account)
+        .map(|a| a.friends.iter().map(|f| f.qq).collect())
+        .unwrap_or_default();
+    for session in online(shared, &friends) {
+        let event = {
+            let mut st = session.lock();
+            PollEvent::BuddiesStatusChange(crate::webqq::event::BuddiesStatusChange {
+                uin: st.uins.uin(account),
+                status: status.to_owned(),
+                client_type: Some(41),
+            })
+        };
+        session.push_events([to_value(&event)]);
+    }
+}
+
 /// Tells an online account that `friend` was added to its list (protocol §4.10).
 pub(crate) fn deliver_buddylist_change(
     shared: &Shared,
