@@ -14,8 +14,8 @@ use crate::emulator::session::{Liveness, Session, SessionState};
 use crate::emulator::state::{Shared, read};
 use crate::webqq::content::{Content, Segment};
 use crate::webqq::event::{
-    BuddyMessage, BuddyNotice, BuddylistChange, DiscuMessage, FriendRef, GroupMessage,
-    KickMessage, PollEvent, RealNumber, SessMessage, SysGroupKind, SysGroupMessage,
+    BuddyMessage, BuddyNotice, BuddylistChange, DiscuMessage, FriendRef, GroupMessage, KickMessage,
+    PollEvent, RealNumber, SessMessage, SysGroupKind, SysGroupMessage,
 };
 use crate::webqq::{Did, GroupNumber, MsgId, QqNumber, Uin};
 
@@ -185,7 +185,8 @@ fn build_message(
         Target::Group(number) => {
             let gid = st.uins.gid(number);
             // SmartQQ put the gid into group_code (protocol §4.2, the "fake group code").
-            let code = if fat { st.uins.code(number) } else { crate::webqq::GroupCode::new(gid.get()) };
+            let code =
+                if fat { st.uins.code(number) } else { crate::webqq::GroupCode::new(gid.get()) };
             PollEvent::GroupMessage(GroupMessage {
                 msg_id,
                 from_uin: gid,
@@ -262,12 +263,20 @@ pub(crate) fn deliver_notice(shared: &Shared, from: QqNumber, to: QqNumber, shak
 }
 
 /// Tells an online account that `friend` was added to its list (protocol §4.10).
-pub(crate) fn deliver_buddylist_change(shared: &Shared, account: QqNumber, friend: QqNumber, category: u32) {
+pub(crate) fn deliver_buddylist_change(
+    shared: &Shared,
+    account: QqNumber,
+    friend: QqNumber,
+    category: u32,
+) {
     let Some(session) = online(shared, &[account]).pop() else { return };
     let event = {
         let mut st = session.lock();
         PollEvent::BuddylistChange(BuddylistChange {
-            added_friends: vec![FriendRef { groupid: Some(i64::from(category)), uin: st.uins.uin(friend) }],
+            added_friends: vec![FriendRef {
+                groupid: Some(i64::from(category)),
+                uin: st.uins.uin(friend),
+            }],
             removed_friends: Vec::new(),
         })
     };

@@ -1316,7 +1316,7 @@ fn test_layer_checker_catches_every_rule() {
         ),
         expect![[r#"
             src/bridge/convert/to_qq.rs:2: mentions `WebQqClient`, but bridge/ uses QQ data types but never WebQqClient or HTTP (ARCHITECTURE.md)
-            src/bridge/convert/to_qq.rs:2: mentions `WebQqClient`, but only account/ holds a WebQqClient (ARCHITECTURE.md)
+            src/bridge/convert/to_qq.rs:2: mentions `WebQqClient`, but only account/ (and main.rs's `qq` explorer commands) hold a WebQqClient (ARCHITECTURE.md)
             src/bridge/convert/to_qq.rs:3: mentions `async`, but bridge/convert/ has no async fn and does no IO (ARCHITECTURE.md)
         "#]],
     );

@@ -185,7 +185,11 @@ pub(crate) fn login_cookies(auth: &Auth) -> Vec<SetCookie> {
         SetCookie::new("superuin", o_uin, "ptlogin2.qq.com"),
         SetCookie::new("superkey", crate::emulator::session::random_hex(32), "ptlogin2.qq.com"),
         SetCookie::new("supertoken", auth.supertoken.clone(), "ptlogin2.qq.com"),
-        SetCookie::new("pt_recent_uins", crate::emulator::session::random_hex(64), "ptlogin2.qq.com"),
+        SetCookie::new(
+            "pt_recent_uins",
+            crate::emulator::session::random_hex(64),
+            "ptlogin2.qq.com",
+        ),
     ]
 }
 

@@ -16,6 +16,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     let code = qq
         .and_then(|qq| lock(&shared.login).captcha_shown(qq, verifysession.clone()))
         .unwrap_or_else(random_captcha_code);
-    Reply::image("image/jpeg", captcha_jpeg(&code))
-        .set_cookies([SetCookie::new("verifysession", verifysession, "qq.com")])
+    Reply::image("image/jpeg", captcha_jpeg(&code)).set_cookies([SetCookie::new(
+        "verifysession",
+        verifysession,
+        "qq.com",
+    )])
 }

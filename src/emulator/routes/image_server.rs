@@ -17,7 +17,8 @@ pub(crate) fn redirect_to(shared: &Shared, key: &str) -> Option<Reply> {
 
 /// Serves a picture.
 pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
-    let key = req.param("rkey").and_then(|k| hex::decode(k).ok()).and_then(|k| String::from_utf8(k).ok());
+    let key =
+        req.param("rkey").and_then(|k| hex::decode(k).ok()).and_then(|k| String::from_utf8(k).ok());
     match key.and_then(|k| lock(&shared.pictures).get(&k)) {
         Some(picture) => Reply::image(picture.content_type, picture.bytes),
         None => Reply::nginx(StatusCode::NOT_FOUND),
