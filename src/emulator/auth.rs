@@ -123,6 +123,11 @@ impl LoginState {
         Some(record.code.clone())
     }
 
+    /// The captcha texts of pending checks, by QQ number (a test hook: a person reads them).
+    pub(crate) fn captcha_texts(&self) -> Vec<(QqNumber, String)> {
+        self.checks.iter().filter(|(_, c)| c.captcha).map(|(q, c)| (*q, c.code.clone())).collect()
+    }
+
     /// Forgets the check answer (used or failed logins need a new check).
     pub(crate) fn drop_check(&mut self, qq: QqNumber) {
         self.checks.remove(&qq);

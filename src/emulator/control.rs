@@ -126,6 +126,8 @@ pub struct EmulatorState {
     pub pending_qr: Vec<Value>,
     /// Active faults.
     pub faults: Vec<Value>,
+    /// The text of each pending captcha, by QQ number (what a person would read off the image).
+    pub captchas: BTreeMap<String, String>,
 }
 
 fn unix(t: std::time::SystemTime) -> u64 {
@@ -394,6 +396,11 @@ impl Emulator {
             .into_iter()
             .map(|(id, spec, remaining)| serde_json::json!({"id": id, "spec": spec, "remaining": remaining}))
             .collect();
-        EmulatorState { online, sessions, counters, pending_qr, faults }
+        let captchas = lock(&self.shared.login)
+            .captcha_texts()
+            .into_iter()
+            .map(|(qq, text)| (qq.to_string(), text))
+            .collect();
+        EmulatorState { online, sessions, counters, pending_qr, faults, captchas }
     }
 }
