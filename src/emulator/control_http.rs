@@ -1,6 +1,26 @@
 //! The control API over HTTP: `/_emulator/…` on every host, JSON in and out, 400 with
 //! `{"error": "..."}` on bad input. Each route calls the matching [`Emulator`] method
 //! (`control.rs`), so HTTP and in-process tests behave the same.
+//!
+//! | route | body / query | answer |
+//! | --- | --- | --- |
+//! | `POST accounts` | `{"qq","password","nick"?,"face"?,"captcha"?,"locked"?,"banned"?,"categories"?}` | `{"ok":true}` |
+//! | `POST persons` | `{"qq","nick","face"?,"gender"?,"lnick"?}` | `{"ok":true}` |
+//! | `POST friends` | `{"account","qq","markname"?,"category"?}` (mutual; buddylist_change) | `{"ok":true}` |
+//! | `POST groups` | `{"number","name","owner","members":[…],"memo"?,"cards"?:{qq:card}}` | `{"ok":true}` |
+//! | `POST groups/members` | `{"number","qq"}` (sys_g_msg group_join) | `{"ok":true}` |
+//! | `POST discussions` | `{"id","name","members":[…]}` | `{"ok":true}` |
+//! | `POST messages` | `{"account","kind":"friend"/"group"/"discussion"/"session","from","group"?,"discussion"?,"text","face"?,"image"?}` | `{"msg_id","time","delivered"}` |
+//! | `POST events` | `{"account","event":<raw poll event>}` | `{"ok":true}` |
+//! | `POST typing` | `{"account","from","shake"?}` | `{"ok":true}` |
+//! | `POST kick` | `{"account"}` | `{"ok":true}` |
+//! | `POST qr/scan`, `POST qr/confirm` | `{"qq"}` (the newest pending QR code) | `{"ok":true}` |
+//! | `GET sent?account=<qq>` | | `[{"kind","target","text","content","msg_id","time"}]` |
+//! | `POST faults` | `{"endpoint","account"?,"count"?,"seconds"?,"kind":{…}}` | `{"id"}` |
+//! | `DELETE faults` | | `{"ok":true}` |
+//! | `GET state` | | online, sessions, counters, pending_qr, faults, captchas |
+//! | `GET options`, `POST options` | partial options object, merged into the current ones | options / `{"ok":true}` |
+//! | `GET ca.pem` | | the CA certificate (JSON string) |
 
 use std::sync::Arc;
 
@@ -118,6 +138,16 @@ struct Join {
     qq: QqNumber,
 }
 
+/// The current options with the body's members laid over them.
+fn merged_options(emulator: &Emulator, req: &Req) -> Result<EmulatorOptions, Reply> {
+    let patch: serde_json::Map<String, Value> = body(req)?;
+    let mut current = serde_json::to_value(emulator.options()).map_err(bad)?;
+    if let Value::Object(map) = &mut current {
+        map.extend(patch);
+    }
+    serde_json::from_value(current).map_err(|e| bad(format!("bad options: {e}")))
+}
+
 fn one(req: &Req) -> Result<QqNumber, Reply> {
     let o: One = body(req)?;
     o.qq.or(o.account).ok_or_else(|| bad("missing qq"))
@@ -133,7 +163,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Reply {
             Ok(Reply::control(StatusCode::OK, &Value::from(emulator.ca_cert_pem())))
         }
         (&Method::GET, "/options") => serde_json::to_value(emulator.options()).map(ok).map_err(bad),
-        (&Method::POST, "/options") => body::<EmulatorOptions>(req).map(|o| {
+        (&Method::POST, "/options") => merged_options(&emulator, req).map(|o| {
             emulator.set_options(o);
             ok(json!({"ok": true}))
         }),

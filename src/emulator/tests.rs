@@ -328,6 +328,15 @@ async fn test_qr_login_poll_and_send_over_http() {
     assert_eq!(state["online"], json!([10001]));
     assert_eq!(state["counters"]["poll2"]["faults"], 1);
 
+    // Options are merged: only the named member changes.
+    let (status, _) =
+        h.control(reqwest::Method::POST, "/options", json!({"self_echo": true})).await;
+    assert_eq!(status, 200);
+    assert!(h.emulator.options().self_echo);
+    assert_eq!(h.emulator.options().poll_hold, Duration::from_millis(600));
+    let (status, err) = h.control(reqwest::Method::POST, "/options", json!({"bogus": 1})).await;
+    assert_eq!(status, 400, "{err}");
+
     // Unknown host or path: nginx 404.
     let r = h.client.get("http://s.web2.qq.com/api/nope").send().await.unwrap();
     assert_eq!(r.status(), 404);
