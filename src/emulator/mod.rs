@@ -140,3 +140,5 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hold;
