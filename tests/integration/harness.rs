@@ -26,8 +26,12 @@ impl TestEmulator {
     }
 
     /// Starts `world` with options adjusted by `tweak`.
-    pub async fn start_with(world: World, tweak: impl FnOnce(&mut EmulatorOptions)) -> TestEmulator {
-        let mut options = EmulatorOptions { poll_hold: Duration::from_millis(800), ..EmulatorOptions::default() };
+    pub async fn start_with(
+        world: World,
+        tweak: impl FnOnce(&mut EmulatorOptions),
+    ) -> TestEmulator {
+        let mut options =
+            EmulatorOptions { poll_hold: Duration::from_millis(800), ..EmulatorOptions::default() };
         tweak(&mut options);
         let emulator = Emulator::new(world, options).unwrap();
         let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,7 +84,14 @@ impl TestEmulator {
     }
 
     /// A QQ-side person sends a message to `account`.
-    pub async fn post_message(&self, account: u64, kind: &str, from: u64, text: &str, extra: Value) -> Value {
+    pub async fn post_message(
+        &self,
+        account: u64,
+        kind: &str,
+        from: u64,
+        text: &str,
+        extra: Value,
+    ) -> Value {
         let mut body = json!({"account": account, "kind": kind, "from": from, "text": text});
         if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
             body.extend(extra.clone());
@@ -90,6 +101,10 @@ impl TestEmulator {
 
     /// What `account` sent, as the emulator recorded it.
     pub async fn sent(&self, account: u64) -> Vec<Value> {
-        self.control_get(&format!("sent?account={account}")).await.as_array().cloned().unwrap_or_default()
+        self.control_get(&format!("sent?account={account}"))
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }

@@ -35,7 +35,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         .unwrap_or_default();
     let field = |name: &str| parts.iter().find(|p| p.name == name);
     let text = |name: &str| field(name).map(|p| String::from_utf8_lossy(&p.data).into_owned());
-    let callback = text("f").filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')).unwrap_or_else(|| CALLBACK_GROUP.to_owned());
+    let callback = text("f")
+        .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+        .unwrap_or_else(|| CALLBACK_GROUP.to_owned());
     if session_by_vfwebqq(shared, req, text("vfwebqq").as_deref()).is_err() {
         return Reply::html(format_answer(&callback, 1, "not logged in"));
     }

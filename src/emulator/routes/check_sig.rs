@@ -33,7 +33,12 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     };
     let s_url = req
         .param("s_url")
-        .filter(|u| url::Url::parse(u).ok().and_then(|p| p.host_str().map(|h| h == "qq.com" || h.ends_with(".qq.com"))).unwrap_or(false))
+        .filter(|u| {
+            url::Url::parse(u)
+                .ok()
+                .and_then(|p| p.host_str().map(|h| h == "qq.com" || h.ends_with(".qq.com")))
+                .unwrap_or(false)
+        })
         .unwrap_or(DEFAULT_S_URL)
         .to_owned();
     let o_uin = format!("o{:010}", account.get());

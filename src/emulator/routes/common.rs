@@ -73,6 +73,8 @@ pub(crate) enum NoSession {
     Invalid,
     /// Replaced by a newer login and not yet told: 121 on poll2, 103 elsewhere.
     Kicked,
+    /// Ended with events still queued (a kick_message): only poll2 may take them, 103 elsewhere.
+    Draining,
 }
 
 /// Finds the live session by psessionid, checks that the cookies name the same account and that
@@ -114,9 +116,11 @@ fn check_session(
     if clientid.is_some_and(|c| c != session.clientid) {
         return Err(NoSession::Invalid);
     }
-    match session.lock().liveness {
+    let st = session.lock();
+    match st.liveness {
         Liveness::Alive => Ok(()),
         Liveness::Kicked => Err(NoSession::Kicked),
+        Liveness::Dead if !st.queue.is_empty() => Err(NoSession::Draining),
         Liveness::Dead => Err(NoSession::Invalid),
     }
 }
@@ -185,7 +189,11 @@ pub(crate) fn login_cookies(auth: &Auth) -> Vec<SetCookie> {
         SetCookie::new("superuin", o_uin, "ptlogin2.qq.com"),
         SetCookie::new("superkey", crate::emulator::session::random_hex(32), "ptlogin2.qq.com"),
         SetCookie::new("supertoken", auth.supertoken.clone(), "ptlogin2.qq.com"),
-        SetCookie::new("pt_recent_uins", crate::emulator::session::random_hex(64), "ptlogin2.qq.com"),
+        SetCookie::new(
+            "pt_recent_uins",
+            crate::emulator::session::random_hex(64),
+            "ptlogin2.qq.com",
+        ),
     ]
 }
 

@@ -29,7 +29,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     };
     let shared_place = to.and_then(|to| {
         let world = read(&shared.world);
-        let both = |members: &[crate::webqq::QqNumber]| members.contains(&to) && members.contains(&session.account);
+        let both = |members: &[crate::webqq::QqNumber]| {
+            members.contains(&to) && members.contains(&session.account)
+        };
         if service_type == 0 {
             let g = group?;
             world.group(g).filter(|g| both(&g.members)).map(|_| (Some(g), None))
@@ -46,5 +48,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         }
         None => String::new(),
     };
-    Reply::ok(json!({"type": 0, "value": value, "flags": {"text":1,"pic":1,"file":1,"audio":1,"video":1}}))
+    Reply::ok(
+        json!({"type": 0, "value": value, "flags": {"text":1,"pic":1,"file":1,"audio":1,"video":1}}),
+    )
 }

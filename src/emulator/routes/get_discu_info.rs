@@ -22,12 +22,15 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         Ok(s) => s,
         Err(reply) => return reply,
     };
-    let Some(did) = req.param("did").and_then(|d| d.trim().parse::<u64>().ok()).map(Did::new) else {
+    let Some(did) = req.param("did").and_then(|d| d.trim().parse::<u64>().ok()).map(Did::new)
+    else {
         return Reply::retcode(100_001);
     };
     let (discussion, nicks) = {
         let world = read(&shared.world);
-        let Some(d) = world.discussion(did).filter(|d| d.members.contains(&session.account)).cloned() else {
+        let Some(d) =
+            world.discussion(did).filter(|d| d.members.contains(&session.account)).cloned()
+        else {
             return Reply::retcode(100_001);
         };
         let nicks: Vec<String> = d.members.iter().map(|m| escape(&world.nick(*m))).collect();
@@ -60,7 +63,11 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
             .iter()
             .zip(&online)
             .filter(|(_, on)| **on)
-            .map(|(uin, _)| DiscuMemberStatus { uin: *uin, status: "online".to_owned(), client_type: 41 })
+            .map(|(uin, _)| DiscuMemberStatus {
+                uin: *uin,
+                status: "online".to_owned(),
+                client_type: 41,
+            })
             .collect(),
         mem_info: uins
             .iter()

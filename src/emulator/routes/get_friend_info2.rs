@@ -58,7 +58,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     };
     let person = read(&shared.world).person(qq).cloned();
     match (person, uin) {
-        (Some(p), Some(uin)) => Reply::ok(serde_json::to_value(profile(&p, uin, None)).unwrap_or(Value::Null)),
+        (Some(p), Some(uin)) => {
+            Reply::ok(serde_json::to_value(profile(&p, uin, None)).unwrap_or(Value::Null))
+        }
         _ => Reply::retcode(100_001),
     }
 }

@@ -30,7 +30,8 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     };
     match account {
         Some(account) => Reply::ok(
-            serde_json::to_value(FriendUin { uiuin: String::new(), account, uin: tuin }).unwrap_or_default(),
+            serde_json::to_value(FriendUin { uiuin: String::new(), account, uin: tuin })
+                .unwrap_or_default(),
         ),
         None => Reply::retcode(100_001),
     }

@@ -15,6 +15,10 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         Ok(s) => s,
         Err(reply) => return reply,
     };
-    let sig = GfaceSig { reply: 0, gface_key: session.gface_key.clone(), gface_sig: session.gface_sig.clone() };
+    let sig = GfaceSig {
+        reply: 0,
+        gface_key: session.gface_key.clone(),
+        gface_sig: session.gface_sig.clone(),
+    };
     Reply::ok(serde_json::to_value(sig).unwrap_or_default())
 }

@@ -26,7 +26,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     };
     let (group, members) = {
         let world = read(&shared.world);
-        let Some(group) = world.group(number).filter(|g| g.members.contains(&session.account)).cloned() else {
+        let Some(group) =
+            world.group(number).filter(|g| g.members.contains(&session.account)).cloned()
+        else {
             return Reply::retcode(6);
         };
         let members: Vec<_> = group
@@ -34,7 +36,11 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
             .iter()
             .map(|m| {
                 let p = world.person(*m);
-                (*m, escape(&world.nick(*m)), p.map_or_else(|| "unknown".to_owned(), |p| p.gender.clone()))
+                (
+                    *m,
+                    escape(&world.nick(*m)),
+                    p.map_or_else(|| "unknown".to_owned(), |p| p.gender.clone()),
+                )
             })
             .collect();
         (group, members)
@@ -43,7 +49,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         let sessions = read(&shared.sessions);
         members
             .iter()
-            .map(|(m, _, _)| sessions.of_account(*m).is_some_and(|s| s.lock().liveness == Liveness::Alive))
+            .map(|(m, _, _)| {
+                sessions.of_account(*m).is_some_and(|s| s.lock().liveness == Liveness::Alive)
+            })
             .collect()
     };
     let mut st = session.lock();
@@ -74,7 +82,10 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     let mut cards = Vec::new();
     for ((qq, nick, gender), on) in members.into_iter().zip(online) {
         let uin = st.uins.uin(qq);
-        details.ginfo.members.push(MemberFlag { muin: uin, mflag: if qq == group.owner { 21 } else { 20 } });
+        details
+            .ginfo
+            .members
+            .push(MemberFlag { muin: uin, mflag: if qq == group.owner { 21 } else { 20 } });
         details.minfo.push(MemberInfo {
             nick,
             province: String::new(),

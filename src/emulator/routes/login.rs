@@ -40,7 +40,10 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     }
     if record.captcha {
         // The getimage cookie (or the 2015 field) must name the captcha shown (protocol §1.2.2).
-        let session = req.param("pt_verifysession_v1").filter(|s| !s.is_empty()).or(req.cookie("verifysession"));
+        let session = req
+            .param("pt_verifysession_v1")
+            .filter(|s| !s.is_empty())
+            .or(req.cookie("verifysession"));
         if record.verifysession.is_empty() || session != Some(record.verifysession.as_str()) {
             return Reply::js(ptui::failure(4, &u));
         }
@@ -69,5 +72,6 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         login.new_auth(qq, now)
     };
     tracing::info!(account = %qq, "password login");
-    Reply::js(ptui::success(&check_sig_url(&auth, "login", 1), &nick)).set_cookies(login_cookies(&auth))
+    Reply::js(ptui::success(&check_sig_url(&auth, "login", 1), &nick))
+        .set_cookies(login_cookies(&auth))
 }

@@ -131,7 +131,12 @@ fn api(shared: &Shared, a: Api, req: &Req) -> Reply {
 
 /// Applies a fault that needs the request's session. `Some(reply)` answers at once; `None`
 /// lets the handler run (kick and expire change the session first).
-pub(crate) fn apply_fault(shared: &Shared, _endpoint: Endpoint, req: &Req, kind: &FaultKind) -> Option<Reply> {
+pub(crate) fn apply_fault(
+    shared: &Shared,
+    _endpoint: Endpoint,
+    req: &Req,
+    kind: &FaultKind,
+) -> Option<Reply> {
     let session = common::any_session(shared, req);
     match kind {
         FaultKind::Retcode(116) => {
@@ -157,7 +162,10 @@ pub(crate) fn apply_fault(shared: &Shared, _endpoint: Endpoint, req: &Req, kind:
             }
             None
         }
-        FaultKind::HttpStatus(_) | FaultKind::Reset(_) | FaultKind::DelayMs(_) | FaultKind::SlowBodyMs(_) => None,
+        FaultKind::HttpStatus(_)
+        | FaultKind::Reset(_)
+        | FaultKind::DelayMs(_)
+        | FaultKind::SlowBodyMs(_) => None,
     }
 }
 
@@ -175,4 +183,5 @@ pub(crate) fn kick(shared: &Shared, session: &crate::emulator::session::Session)
     sessions.forget_account(session.account, session.id);
     drop(sessions);
     session.notify.notify_waiters();
+    crate::emulator::deliver::deliver_status_change(shared, session.account, "offline");
 }

@@ -64,9 +64,10 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Reply {
     let session = match session_of_r(shared, req, &r) {
         Ok(s) => s,
         Err(NoSession::Invalid) => return Reply::retcode(103),
-        Err(NoSession::Kicked) => {
-            // Find it regardless of cookies' account check result: only its own poll gets 121.
-            let ps = crate::emulator::routes::common::member_text(&r, "psessionid").unwrap_or_default();
+        Err(NoSession::Kicked | NoSession::Draining) => {
+            // Only the session's own poll learns that it ended (121, or the queued kick_message).
+            let ps =
+                crate::emulator::routes::common::member_text(&r, "psessionid").unwrap_or_default();
             match read(&shared.sessions).by_psessionid(&ps) {
                 Some(s) => s,
                 None => return Reply::retcode(103),
@@ -79,7 +80,11 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Reply {
         st.poll_generation += 1;
         st.last_poll = Instant::now();
         st.last_poll_wall = std::time::SystemTime::now();
-        if options.require_warmup && !st.warmed_up && !st.warmup_refused && st.liveness == Liveness::Alive {
+        if options.require_warmup
+            && !st.warmed_up
+            && !st.warmup_refused
+            && st.liveness == Liveness::Alive
+        {
             st.warmup_refused = true;
             return Reply::retcode(103);
         }

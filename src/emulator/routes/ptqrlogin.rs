@@ -23,7 +23,8 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     let qrsig = req.cookie("qrsig").unwrap_or_default().to_owned();
     if options.require_ptqrtoken {
         let token_ok = !qrsig.is_empty()
-            && req.param("ptqrtoken").and_then(|t| t.trim().parse::<u32>().ok()) == Some(hash33(&qrsig));
+            && req.param("ptqrtoken").and_then(|t| t.trim().parse::<u32>().ok())
+                == Some(hash33(&qrsig));
         if !token_ok {
             return Reply::nginx(StatusCode::FORBIDDEN);
         }
@@ -33,8 +34,12 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         let mut login = lock(&shared.login);
         match login.qr(&qrsig) {
             None => None,
-            Some(code) if now.saturating_duration_since(code.created) >= options.qr_lifetime
-                && !matches!(code.state, QrState::Confirmed(_)) => None,
+            Some(code)
+                if now.saturating_duration_since(code.created) >= options.qr_lifetime
+                    && !matches!(code.state, QrState::Confirmed(_)) =>
+            {
+                None
+            }
             Some(code) => {
                 let state = code.state;
                 if matches!(state, QrState::Confirmed(_)) {

@@ -16,6 +16,9 @@ pub(crate) fn handle(shared: &Shared) -> Reply {
     let code = lock(&shared.login).new_qr(Instant::now(), lifetime);
     // The real code pointed at the phone-side page with an opaque key (not the qrsig).
     let url = format!("http://txz.qq.com/p?k={}&f=501004106", random_hex(32));
-    Reply::image("image/png", qr_png(&url))
-        .set_cookies([SetCookie::new("qrsig", code.qrsig, "ptlogin2.qq.com")])
+    Reply::image("image/png", qr_png(&url)).set_cookies([SetCookie::new(
+        "qrsig",
+        code.qrsig,
+        "ptlogin2.qq.com",
+    )])
 }

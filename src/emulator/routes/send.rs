@@ -58,7 +58,8 @@ fn take_token(shared: &Shared, session: &Session) -> bool {
     let now = Instant::now();
     let elapsed = now.saturating_duration_since(st.tokens_at).as_secs_f64();
     st.tokens_at = now;
-    st.send_tokens = (st.send_tokens + elapsed * options.send_rate_per_sec).min(f64::from(options.send_burst));
+    st.send_tokens =
+        (st.send_tokens + elapsed * options.send_rate_per_sec).min(f64::from(options.send_burst));
     if st.send_tokens >= 1.0 {
         st.send_tokens -= 1.0;
         true
@@ -91,8 +92,9 @@ pub(crate) fn finish(
     );
     let options = shared.options();
     let within_limit = take_token(shared, session);
-    let delivered = deliver_message(shared, session.account, target, content, time, options.self_echo);
-    tracing::debug!(account = %session.account, kind, delivered, "message sent");
+    let delivered =
+        deliver_message(shared, session.account, target, content, time, options.self_echo);
+    tracing::debug!(account = %session.account, kind, delivered = delivered.len(), "message sent");
     if !within_limit {
         return refused();
     }

@@ -18,5 +18,13 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     if to == incoming.session.account {
         return refused();
     }
-    finish(shared, &incoming.session, "friend", Target::Friend(to), to.get(), &incoming.r.common, &incoming.content)
+    finish(
+        shared,
+        &incoming.session,
+        "friend",
+        Target::Friend(to),
+        to.get(),
+        &incoming.r.common,
+        &incoming.content,
+    )
 }

@@ -21,5 +21,13 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     if !member {
         return refused();
     }
-    finish(shared, &incoming.session, "discussion", Target::Discussion(did), did.get(), &incoming.r.common, &incoming.content)
+    finish(
+        shared,
+        &incoming.session,
+        "discussion",
+        Target::Discussion(did),
+        did.get(),
+        &incoming.r.common,
+        &incoming.content,
+    )
 }

@@ -24,5 +24,13 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     if !member {
         return refused();
     }
-    finish(shared, &incoming.session, "group", Target::Group(number), number.get(), &incoming.r.common, &incoming.content)
+    finish(
+        shared,
+        &incoming.session,
+        "group",
+        Target::Group(number),
+        number.get(),
+        &incoming.r.common,
+        &incoming.content,
+    )
 }

@@ -21,5 +21,13 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     };
     let (Some(to), Some((group, discussion))) = (to, via) else { return refused() };
     let target = Target::Session { to, group, discussion };
-    finish(shared, &incoming.session, "session", target, to.get(), &incoming.r.common, &incoming.content)
+    finish(
+        shared,
+        &incoming.session,
+        "session",
+        target,
+        to.get(),
+        &incoming.r.common,
+        &incoming.content,
+    )
 }
