@@ -6,4 +6,5 @@
 //!   benchmarks.
 
 pub mod emulator;
+pub mod terminal;
 pub mod webqq;

@@ -72,7 +72,11 @@ pub struct Directory {
 
 impl Directory {
     /// Builds the directory from the three lists, without QQ numbers (pure).
-    pub fn from_lists(friends: &FriendList, groups: &GroupList, discussions: &DiscussionList) -> Self {
+    pub fn from_lists(
+        friends: &FriendList,
+        groups: &GroupList,
+        discussions: &DiscussionList,
+    ) -> Self {
         let mut directory = Directory::default();
         for category in &friends.categories {
             directory.categories.insert(category.index, unescape_entities(&category.name));
@@ -80,27 +84,34 @@ impl Directory {
         for entry in &friends.friends {
             let info = friends.info.iter().find(|i| i.uin == entry.uin);
             let markname = friends.marknames.iter().find(|m| m.uin == entry.uin);
-            directory.friends.insert(entry.uin, Friend {
-                uin: entry.uin,
-                qq: None,
-                nick: info.map(|i| unescape_entities(&i.nick)).unwrap_or_default(),
-                markname: markname.map(|m| unescape_entities(&m.markname)),
-                category: entry.categories,
-                face: info.map(|i| i.face).unwrap_or(0),
-            });
+            directory.friends.insert(
+                entry.uin,
+                Friend {
+                    uin: entry.uin,
+                    qq: None,
+                    nick: info.map(|i| unescape_entities(&i.nick)).unwrap_or_default(),
+                    markname: markname.map(|m| unescape_entities(&m.markname)),
+                    category: entry.categories,
+                    face: info.map(|i| i.face).unwrap_or(0),
+                },
+            );
         }
         for group in &groups.gnamelist {
-            directory.groups.insert(group.gid, Group {
-                gid: group.gid,
-                code: group.code,
-                number: None,
-                name: unescape_entities(&group.name),
-            });
+            directory.groups.insert(
+                group.gid,
+                Group {
+                    gid: group.gid,
+                    code: group.code,
+                    number: None,
+                    name: unescape_entities(&group.name),
+                },
+            );
         }
         for discussion in &discussions.dnamelist {
-            directory
-                .discussions
-                .insert(discussion.did, Discussion { did: discussion.did, name: unescape_entities(&discussion.name) });
+            directory.discussions.insert(
+                discussion.did,
+                Discussion { did: discussion.did, name: unescape_entities(&discussion.name) },
+            );
         }
         directory
     }
@@ -175,12 +186,15 @@ mod tests {
 
     #[test]
     fn test_directory_from_seed_lists() {
-        let friends: serde_json::Value =
-            serde_json::from_str(include_str!("../../tests/fixtures/webqq/get_user_friends2/reference.json")).unwrap();
+        let friends: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/webqq/get_user_friends2/reference.json"
+        ))
+        .unwrap();
         let friends: FriendList = serde_json::from_value(friends["result"].clone()).unwrap();
-        let groups: serde_json::Value =
-            serde_json::from_str(include_str!("../../tests/fixtures/webqq/get_group_name_list_mask2/seed.json"))
-                .unwrap();
+        let groups: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/webqq/get_group_name_list_mask2/seed.json"
+        ))
+        .unwrap();
         let groups: GroupList = serde_json::from_value(groups["result"].clone()).unwrap();
         let mut directory = Directory::from_lists(&friends, &groups, &DiscussionList::default());
         let uin = Uin::new(2_440_652_742);
@@ -191,7 +205,10 @@ mod tests {
         assert_eq!(directory.uin_of(QqNumber::new(10001)), Some(uin));
         let gid = Gid::new(2_559_225_925);
         directory.learn_group_number(gid, GroupNumber::new(346_167_134));
-        assert_eq!(directory.group_by_number(GroupNumber::new(346_167_134)).map(|g| g.gid), Some(gid));
+        assert_eq!(
+            directory.group_by_number(GroupNumber::new(346_167_134)).map(|g| g.gid),
+            Some(gid)
+        );
         assert_eq!(directory.categories.get(&1).map(String::as_str), Some("Acquaintances"));
     }
 }

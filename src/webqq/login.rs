@@ -84,7 +84,11 @@ impl PasswordLogin {
 
     /// Encrypts the password, calls login, check_sig and login2 (2013 form on `d.web2`) and the
     /// warm-up. A wrong password is `Error::LoginRefused { code: 3 }`, a wrong captcha code 4.
-    pub async fn submit(self, client: &WebQqClient, captcha: Option<&str>) -> Result<String, Error> {
+    pub async fn submit(
+        self,
+        client: &WebQqClient,
+        captcha: Option<&str>,
+    ) -> Result<String, Error> {
         let (verifycode, verifysession) = if self.check.need_captcha {
             let code = captcha.ok_or(Error::Flow("this login needs the captcha text"))?;
             // After a captcha the `verifysession` cookie set by getimage is sent back
@@ -98,7 +102,12 @@ impl PasswordLogin {
         // The 5-field check answer arrived together with the RSA+TEA scheme (protocol §1.2.4);
         // older answers go with the MD5 chain.
         let p = if self.check.rand_salt.is_some() {
-            crypto::encrypt_password_rsa_tea(*self.password_md5.expose(), &salt, &verifycode, &mut rand::rng())
+            crypto::encrypt_password_rsa_tea(
+                *self.password_md5.expose(),
+                &salt,
+                &verifycode,
+                &mut rand::rng(),
+            )
         } else {
             crypto::encrypt_password_md5(*self.password_md5.expose(), &salt, &verifycode)
         };
@@ -153,7 +162,8 @@ impl QrLogin {
         check_sig_url: &str,
         nick: &str,
     ) -> Result<QqNumber, Error> {
-        let qq = account_from_cookies(client).ok_or(Error::Flow("no uin cookie after the QR login"))?;
+        let qq =
+            account_from_cookies(client).ok_or(Error::Flow("no uin cookie after the QR login"))?;
         finish(client, qq, check_sig_url, nick, Channel::D1).await?;
         Ok(qq)
     }
@@ -173,7 +183,11 @@ pub async fn relink(client: &WebQqClient) -> Result<(), Error> {
     }
     if channel == Channel::D1 {
         let answer = client
-            .call(&GetVfwebqq { ptwebqq: ptwebqq.expose().clone(), clientid, psessionid: String::new() })
+            .call(&GetVfwebqq {
+                ptwebqq: ptwebqq.expose().clone(),
+                clientid,
+                psessionid: String::new(),
+            })
             .await?;
         client.state().tokens.vfwebqq = Secret::new(answer.vfwebqq);
     }
@@ -277,7 +291,9 @@ pub fn session_query(client: &WebQqClient) -> SessionQuery {
 
 async fn load_login_page(client: &WebQqClient) -> Result<String, Error> {
     let embedded = client.call(&LoginPage).await?;
-    Ok(embedded.or_else(|| client.cookies().get("pt_login_sig", "ptlogin2.qq.com")).unwrap_or_default())
+    Ok(embedded
+        .or_else(|| client.cookies().get("pt_login_sig", "ptlogin2.qq.com"))
+        .unwrap_or_default())
 }
 
 /// Turns a login answer into its URL and nick, or the typed refusal.
@@ -286,7 +302,11 @@ fn accept_ptui(answer: PtuiCb) -> Result<PtuiCb, Error> {
         return Err(Error::AccountLocked);
     }
     if answer.code != 0 {
-        return Err(Error::LoginRefused { code: answer.code, sub: answer.sub, message: answer.message });
+        return Err(Error::LoginRefused {
+            code: answer.code,
+            sub: answer.sub,
+            message: answer.message,
+        });
     }
     Ok(answer)
 }

@@ -62,7 +62,11 @@ impl WebQqClient {
             let state = self.state();
             let tokens = &state.tokens;
             match state.channel {
-                Channel::D1 => Poll2::smartqq(tokens.ptwebqq.expose(), state.clientid, tokens.psessionid.expose()),
+                Channel::D1 => Poll2::smartqq(
+                    tokens.ptwebqq.expose(),
+                    state.clientid,
+                    tokens.psessionid.expose(),
+                ),
                 Channel::D => Poll2::web2013(state.clientid, tokens.psessionid.expose()),
             }
         };
@@ -86,7 +90,8 @@ impl WebQqClient {
         group_code: GroupCode,
         content: &Content,
     ) -> Result<SendAnswer, Error> {
-        let sig = if carries_uploaded_picture(content) { Some(self.gface_sig().await?) } else { None };
+        let sig =
+            if carries_uploaded_picture(content) { Some(self.gface_sig().await?) } else { None };
         let request = SendQunMsg2 {
             group_uin,
             group_code: sig.as_ref().map(|_| group_code),
@@ -99,7 +104,8 @@ impl WebQqClient {
 
     /// Sends a discussion message (pictures add key and sig).
     pub async fn send_discussion(&self, did: Did, content: &Content) -> Result<SendAnswer, Error> {
-        let sig = if carries_uploaded_picture(content) { Some(self.gface_sig().await?) } else { None };
+        let sig =
+            if carries_uploaded_picture(content) { Some(self.gface_sig().await?) } else { None };
         let request = SendDiscuMsg2 {
             did,
             key: sig.as_ref().map(|s| s.gface_key.clone()),
@@ -123,7 +129,12 @@ impl WebQqClient {
         if sig.value.is_empty() {
             return Err(Error::Flow("no permission for a temporary chat with this person"));
         }
-        let request = SendSessMsg2 { to, group_sig: sig.value, service_type, common: self.send_common(content) };
+        let request = SendSessMsg2 {
+            to,
+            group_sig: sig.value,
+            service_type,
+            common: self.send_common(content),
+        };
         self.call(&request).await
     }
 
@@ -133,7 +144,8 @@ impl WebQqClient {
         let (uin, ptwebqq, mut variant) = self.hash_inputs();
         loop {
             let hash = friend_list_hash(variant, uin, &ptwebqq);
-            let request = GetUserFriends2 { vfwebqq: self.vfwebqq(), hash, h: Some("hello".into()) };
+            let request =
+                GetUserFriends2 { vfwebqq: self.vfwebqq(), hash, h: Some("hello".into()) };
             match self.call(&request).await {
                 Ok(list) => {
                     self.state().hash_variant = variant;
@@ -226,7 +238,8 @@ impl WebQqClient {
 
     /// Changes the account's status (`online`, `away`, `busy`, `silent`, `hidden`, `callme`).
     pub async fn change_status(&self, status: &str) -> Result<(), Error> {
-        self.call(&ChangeStatus2 { newstatus: status.to_owned(), session: session_query(self) }).await
+        self.call(&ChangeStatus2 { newstatus: status.to_owned(), session: session_query(self) })
+            .await
     }
 
     /// Tells a friend "I am typing".
@@ -257,7 +270,10 @@ impl WebQqClient {
     /// Uploads a group/discussion picture; returns the server's file name for a `GroupCface`.
     pub async fn upload_cface(&self, file_name: &str, bytes: Vec<u8>) -> Result<String, Error> {
         if bytes.len() > cface_upload::MAX_UPLOAD_BYTES {
-            return Err(Error::TooLarge { endpoint: cface_upload::NAME, limit: cface_upload::MAX_UPLOAD_BYTES });
+            return Err(Error::TooLarge {
+                endpoint: cface_upload::NAME,
+                limit: cface_upload::MAX_UPLOAD_BYTES,
+            });
         }
         let mut form = reqwest::multipart::Form::new();
         for (name, value) in cface_upload::form_fields(&self.vfwebqq(), 1) {
@@ -265,7 +281,8 @@ impl WebQqClient {
         }
         let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned());
         let form = form.part("custom_face", part);
-        let body = self.upload(cface_upload::NAME, HostKind::Upload, cface_upload::PATH, form).await?;
+        let body =
+            self.upload(cface_upload::NAME, HostKind::Upload, cface_upload::PATH, form).await?;
         cface_upload::decode_answer(&body).map(|uploaded| uploaded.name)
     }
 
@@ -278,29 +295,54 @@ impl WebQqClient {
     ) -> Result<OfflinePicUploaded, Error> {
         let (own, skey) = {
             let state = self.state();
-            (state.tokens.uin.map(Uin::get).unwrap_or(0), self.cookies().get("skey", "qq.com").unwrap_or_default())
+            (
+                state.tokens.uin.map(Uin::get).unwrap_or(0),
+                self.cookies().get("skey", "qq.com").unwrap_or_default(),
+            )
         };
         let mut form = reqwest::multipart::Form::new();
-        for (name, value) in upload_offline_pic::form_fields(own, &skey, peer.get(), &self.vfwebqq()) {
+        for (name, value) in
+            upload_offline_pic::form_fields(own, &skey, peer.get(), &self.vfwebqq())
+        {
             form = form.text(name, value);
         }
-        let form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()));
+        let form = form
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()));
         let body = self
-            .upload(upload_offline_pic::NAME, HostKind::OfflineUpload, upload_offline_pic::PATH, form)
+            .upload(
+                upload_offline_pic::NAME,
+                HostKind::OfflineUpload,
+                upload_offline_pic::PATH,
+                form,
+            )
             .await?;
         upload_offline_pic::decode_answer(&body)
     }
 
     /// Fetches a received buddy offline picture: get_offpic2's redirect, checked, then the image.
     pub async fn fetch_offpic(&self, file_path: &str, from: Uin) -> Result<Vec<u8>, Error> {
-        let request = GetOffpic2 { file_path: file_path.to_owned(), f_uin: from, session: session_query(self) };
+        let request = GetOffpic2 {
+            file_path: file_path.to_owned(),
+            f_uin: from,
+            session: session_query(self),
+        };
         let location = self.call(&request).await?;
         self.fetch_picture_url(&location).await
     }
 
     /// Fetches a received buddy custom face.
-    pub async fn fetch_cface(&self, msg_id: MsgId, name: &str, from: Uin) -> Result<Vec<u8>, Error> {
-        let request = GetCface2 { lcid: msg_id, guid: name.to_owned(), to: from, session: session_query(self) };
+    pub async fn fetch_cface(
+        &self,
+        msg_id: MsgId,
+        name: &str,
+        from: Uin,
+    ) -> Result<Vec<u8>, Error> {
+        let request = GetCface2 {
+            lcid: msg_id,
+            guid: name.to_owned(),
+            to: from,
+            session: session_query(self),
+        };
         self.call(&request).await
     }
 

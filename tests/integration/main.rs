@@ -1,1 +1,10 @@
-//! integration tests
+//! The one integration-test binary (STYLE.md §8): each file beside this one is a module here.
+//!
+//! One binary links the crate once. Tests here may unwrap and panic; `src/` may not.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod tidy;
+
+mod harness;
+mod webqq;
