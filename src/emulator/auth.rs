@@ -110,11 +110,22 @@ impl LoginState {
         self.checks.get(&qq).filter(|c| now.saturating_duration_since(c.created) < CHECK_LIFETIME)
     }
 
-    /// Records the verifysession getimage set for `qq` and returns the captcha text.
-    pub(crate) fn captcha_shown(&mut self, qq: QqNumber, verifysession: String) -> Option<String> {
-        let record = self.checks.get_mut(&qq)?;
+    /// Records the verifysession getimage set for `qq` and returns the captcha text. A given
+    /// `cap_cd` must be the one `/check` handed out.
+    pub(crate) fn captcha_shown(
+        &mut self,
+        qq: QqNumber,
+        cap_cd: Option<&str>,
+        verifysession: String,
+    ) -> Option<String> {
+        let record = self.checks.get_mut(&qq).filter(|r| cap_cd.is_none_or(|c| c == r.cap_cd))?;
         record.verifysession = verifysession;
         Some(record.code.clone())
+    }
+
+    /// The captcha texts of pending checks, by QQ number (a test hook: a person reads them).
+    pub(crate) fn captcha_texts(&self) -> Vec<(QqNumber, String)> {
+        self.checks.iter().filter(|(_, c)| c.captcha).map(|(q, c)| (*q, c.code.clone())).collect()
     }
 
     /// Forgets the check answer (used or failed logins need a new check).

@@ -118,7 +118,8 @@ fn recipients(shared: &Shared, from: QqNumber, target: Target, echo: bool) -> Ve
     list
 }
 
-/// Delivers a message to every online recipient; returns how many sessions got it.
+/// Delivers a message to every online recipient; returns (account, msg_id) per session that
+/// got it.
 pub(crate) fn deliver_message(
     shared: &Shared,
     from: QqNumber,
@@ -126,23 +127,26 @@ pub(crate) fn deliver_message(
     content: &Content,
     time: u64,
     echo: bool,
-) -> usize {
+) -> Vec<(QqNumber, u64)> {
     let options = shared.options();
     let form = options.event_form;
     let content = received_form(content, &image_server(shared));
     let accounts = recipients(shared, from, target, echo);
     let sessions = online(shared, &accounts);
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut delivered = Vec::new();
     for session in &sessions {
         let event = {
             let mut st = session.lock();
             build_message(&mut st, session.account, from, target, content.clone(), time, form, seq)
+                .map(|e| (e, st.next_msg_id))
         };
-        if let Some(event) = event {
+        if let Some((event, msg_id)) = event {
             session.push_events([to_value(&event)]);
+            delivered.push((session.account, msg_id));
         }
     }
-    sessions.len()
+    delivered
 }
 
 fn image_server(shared: &Shared) -> String {
@@ -262,6 +266,26 @@ pub(crate) fn deliver_notice(shared: &Shared, from: QqNumber, to: QqNumber, shak
     true
 }
 
+/// Tells the online friends of `account` its new status (protocol §4.6): on login2, logout2,
+/// change_status2 and kicks.
+pub(crate) fn deliver_status_change(shared: &Shared, account: QqNumber, status: &str) {
+    let friends: Vec<QqNumber> = read(&shared.world)
+        .account(account)
+        .map(|a| a.friends.iter().map(|f| f.qq).collect())
+        .unwrap_or_default();
+    for session in online(shared, &friends) {
+        let event = {
+            let mut st = session.lock();
+            PollEvent::BuddiesStatusChange(crate::webqq::event::BuddiesStatusChange {
+                uin: st.uins.uin(account),
+                status: status.to_owned(),
+                client_type: Some(41),
+            })
+        };
+        session.push_events([to_value(&event)]);
+    }
+}
+
 /// Tells an online account that `friend` was added to its list (protocol §4.10).
 pub(crate) fn deliver_buddylist_change(
     shared: &Shared,
@@ -283,13 +307,23 @@ pub(crate) fn deliver_buddylist_change(
     session.push_events([to_value(&event)]);
 }
 
-/// Tells every online member account of a group that `new_member` joined (protocol §4.9).
-pub(crate) fn deliver_group_join(shared: &Shared, number: GroupNumber, new_member: QqNumber) {
+/// Tells the online accounts `to` (all member accounts when `None`) that `new_member` joined
+/// the group (protocol §4.9; when `new_member` is the recipient, it joined a new group).
+pub(crate) fn deliver_group_join(
+    shared: &Shared,
+    number: GroupNumber,
+    new_member: QqNumber,
+    to: Option<QqNumber>,
+) {
     let (members, owner, owner_nick) = {
         let world = read(&shared.world);
         let Some(group) = world.group(number) else { return };
-        let members: Vec<QqNumber> =
-            group.members.iter().copied().filter(|m| world.account(*m).is_some()).collect();
+        let members: Vec<QqNumber> = group
+            .members
+            .iter()
+            .copied()
+            .filter(|m| world.account(*m).is_some() && to.is_none_or(|t| t == *m))
+            .collect();
         (members, group.owner, escape(&world.nick(group.owner)))
     };
     for session in online(shared, &members) {

@@ -43,13 +43,10 @@
 //! * Group codes are distinct from gids in every session so "gid passed as gcode" answers 6.
 //! * Discussion ids stay stable across sessions (their stability is unknown, §0.2).
 //! * Received text is HTML-escaped (`&`, `<`, `>`, §5.6); nicks and names in lists too.
-//! * Picture fetches (`get_offpic2`, `get_cface2`, `get_group_pic`) answer 302 to
-//!   `http://<plain listener IP>:<port>/?ver=2173&rkey=<key>`: an IP literal, like the real image
-//!   servers (`103.7.29.36:80`), served by the emulator itself.
+//! * `get_offpic2` answers 302 to `http://<plain listener IP>:<port>/?ver=2173&rkey=<key>`: an
+//!   IP literal, like the real image servers (`103.7.29.36:80`), served by the emulator itself.
+//!   `get_group_pic` and `get_cface2` answer the image directly (protocol §2.18).
 //! * Faults are matched to accounts by the `uin` / `p_uin` / `superuin` cookie.
-
-// Temporary while the routes are written.
-#![allow(dead_code)]
 
 pub mod auth;
 mod control;
@@ -140,3 +137,6 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     server::serve(listeners, emulator, shutdown).await
 }
+
+#[cfg(test)]
+mod tests;

@@ -223,7 +223,12 @@ async fn handle(
         }
     }
     let reply = routes::dispatch(&shared, endpoint, &req).await;
-    tracing::debug!(endpoint = endpoint.name(), status = reply.status.as_u16(), "answered");
+    tracing::debug!(
+        endpoint = endpoint.name(),
+        tls = req.tls,
+        status = reply.status.as_u16(),
+        "answered"
+    );
     Ok(to_response(reply, post))
 }
 

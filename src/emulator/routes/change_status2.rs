@@ -25,5 +25,6 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         return Reply::retcode(1202);
     }
     session.lock().status = status.to_owned();
+    crate::emulator::deliver::deliver_status_change(shared, session.account, status);
     Reply::ok(Value::from("ok"))
 }

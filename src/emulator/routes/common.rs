@@ -73,6 +73,8 @@ pub(crate) enum NoSession {
     Invalid,
     /// Replaced by a newer login and not yet told: 121 on poll2, 103 elsewhere.
     Kicked,
+    /// Ended with events still queued (a kick_message): only poll2 may take them, 103 elsewhere.
+    Draining,
 }
 
 /// Finds the live session by psessionid, checks that the cookies name the same account and that
@@ -114,9 +116,11 @@ fn check_session(
     if clientid.is_some_and(|c| c != session.clientid) {
         return Err(NoSession::Invalid);
     }
-    match session.lock().liveness {
+    let st = session.lock();
+    match st.liveness {
         Liveness::Alive => Ok(()),
         Liveness::Kicked => Err(NoSession::Kicked),
+        Liveness::Dead if !st.queue.is_empty() => Err(NoSession::Draining),
         Liveness::Dead => Err(NoSession::Invalid),
     }
 }

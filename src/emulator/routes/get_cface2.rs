@@ -1,9 +1,9 @@
 //! `GET http://d(1).web2.qq.com/channel/get_cface2`: fetch a buddy custom face by `guid` (its
-//! name). Protocol §2.18. A 302 to the picture server (design choice), 103 when unknown.
+//! name). Protocol §2.18: the image itself; 103 when unknown.
 
 use crate::emulator::http::{Reply, Req};
 use crate::emulator::routes::common::session_of_query;
-use crate::emulator::routes::image_server::redirect_to;
+use crate::emulator::routes::image_server::serve_key;
 use crate::emulator::state::Shared;
 
 /// Answers the fetch.
@@ -12,5 +12,5 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         return Reply::retcode(103);
     }
     let guid = req.param("guid").unwrap_or_default();
-    redirect_to(shared, guid).unwrap_or_else(|| Reply::retcode(103))
+    serve_key(shared, guid).unwrap_or_else(|| Reply::retcode(103))
 }

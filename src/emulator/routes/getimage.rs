@@ -14,7 +14,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     let verifysession = random_hex(64);
     let qq = req.param("uin").and_then(|u| u.trim().parse::<QqNumber>().ok());
     let code = qq
-        .and_then(|qq| lock(&shared.login).captcha_shown(qq, verifysession.clone()))
+        .and_then(|qq| {
+            lock(&shared.login).captcha_shown(qq, req.param("cap_cd"), verifysession.clone())
+        })
         .unwrap_or_else(random_captcha_code);
     Reply::image("image/jpeg", captcha_jpeg(&code)).set_cookies([SetCookie::new(
         "verifysession",

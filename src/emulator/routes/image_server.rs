@@ -15,6 +15,12 @@ pub(crate) fn redirect_to(shared: &Shared, key: &str) -> Option<Reply> {
     Some(Reply::redirect(format!("{}/?ver=2173&rkey={}", shared.image_base(), hex::encode(key))))
 }
 
+/// The stored picture itself (get_group_pic and get_cface2 answered the image directly,
+/// protocol §2.18), or `None`.
+pub(crate) fn serve_key(shared: &Shared, key: &str) -> Option<Reply> {
+    lock(&shared.pictures).get(key).map(|p| Reply::image(p.content_type, p.bytes))
+}
+
 /// Serves a picture.
 pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     let key =

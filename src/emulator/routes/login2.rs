@@ -57,6 +57,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
         }
         tracing::info!(account = %auth.account, relink, "second login replaced a session");
     }
+    crate::emulator::deliver::deliver_status_change(shared, auth.account, &status);
     let port = u64::from(req.peer.port());
     let cip = match req.peer.ip() {
         std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),

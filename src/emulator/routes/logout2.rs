@@ -18,6 +18,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     };
     write(&shared.sessions).remove(session.id);
     session.end(Liveness::Dead);
+    crate::emulator::deliver::deliver_status_change(shared, session.account, "offline");
     tracing::info!(account = %session.account, "logout2");
     Reply::ok(Value::from("ok"))
 }

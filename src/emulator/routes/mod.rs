@@ -183,4 +183,5 @@ pub(crate) fn kick(shared: &Shared, session: &crate::emulator::session::Session)
     sessions.forget_account(session.account, session.id);
     drop(sessions);
     session.notify.notify_waiters();
+    crate::emulator::deliver::deliver_status_change(shared, session.account, "offline");
 }

@@ -64,8 +64,8 @@ pub(crate) async fn handle(shared: &Shared, req: &Req) -> Reply {
     let session = match session_of_r(shared, req, &r) {
         Ok(s) => s,
         Err(NoSession::Invalid) => return Reply::retcode(103),
-        Err(NoSession::Kicked) => {
-            // Find it regardless of cookies' account check result: only its own poll gets 121.
+        Err(NoSession::Kicked | NoSession::Draining) => {
+            // Only the session's own poll learns that it ended (121, or the queued kick_message).
             let ps =
                 crate::emulator::routes::common::member_text(&r, "psessionid").unwrap_or_default();
             match read(&shared.sessions).by_psessionid(&ps) {

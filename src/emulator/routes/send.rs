@@ -94,7 +94,7 @@ pub(crate) fn finish(
     let within_limit = take_token(shared, session);
     let delivered =
         deliver_message(shared, session.account, target, content, time, options.self_echo);
-    tracing::debug!(account = %session.account, kind, delivered, "message sent");
+    tracing::debug!(account = %session.account, kind, delivered = delivered.len(), "message sent");
     if !within_limit {
         return refused();
     }
