@@ -106,6 +106,14 @@ rust_toolchain() {
     done
 }
 
+fidelity() {
+    need_cmd python3 "install Python 3"
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        need_apt python3-venv
+    fi
+    scripts/fidelity.sh
+}
+
 # ---- set-up -----------------------------------------------------------------------------------
 step "toolchain" rust_toolchain
 
@@ -114,6 +122,8 @@ step "fmt" cargo fmt --all -- --check
 step "clippy" cargo clippy --all-targets -- -D warnings
 step "test" cargo test --all-targets
 step "doctest" cargo test --doc
+step "fidelity (pandolia qqbot 2.3.11 against the emulator)" fidelity
+step "demo (scripted exchange, no wait)" scripts/demo.sh --no-wait
 
 CURRENT_STEP="summary"
 say "OK: ${DONE_STEPS[*]} passed in $((SECONDS - START)) s"

@@ -131,7 +131,8 @@ async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {
         }
         None => World::demo(),
     };
-    let mut options = EmulatorOptions::default();
+    // A world file may carry an `options:` section; flags override it.
+    let mut options = world.options().cloned().unwrap_or_else(EmulatorOptions::default);
     if let Some(secs) = args.poll_hold {
         if !(0.0..=600.0).contains(&secs) {
             bail!("--poll-hold must be between 0 and 600 seconds");

@@ -138,6 +138,7 @@ impl WebQqClient {
                 gface: None,
             };
         }
+        client.msg_id.fetch_max(session.last_msg_id, Ordering::Relaxed);
         Ok(client)
     }
 
@@ -212,6 +213,7 @@ impl WebQqClient {
             cookies: Secret::new(cookies),
             nick: tokens.nick.clone(),
             opened_at: tokens.opened_at,
+            last_msg_id: self.msg_id.load(Ordering::Relaxed),
         })
     }
 

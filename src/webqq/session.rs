@@ -36,6 +36,9 @@ pub struct Session {
     pub nick: String,
     /// When the session was opened, Unix seconds.
     pub opened_at: u64,
+    /// The last msg_id used, so a restored session keeps them strictly increasing (§5.4).
+    #[serde(default)]
+    pub last_msg_id: u64,
 }
 
 /// The mutable token part of a live session, kept inside the client.
@@ -77,6 +80,7 @@ mod tests {
             cookies: Secret::new("[]".into()),
             nick: "n".into(),
             opened_at: 1,
+            last_msg_id: 7,
         };
         let json = serde_json::to_string(&session).unwrap();
         assert_eq!(serde_json::from_str::<Session>(&json).unwrap(), session);

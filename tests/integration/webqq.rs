@@ -336,3 +336,18 @@ async fn test_faults_and_their_classification() {
     };
     assert!(matches!(events[0], PollEvent::KickMessage(_)), "{events:?}");
 }
+
+#[tokio::test]
+async fn test_msg_ids_keep_increasing_across_a_restore() {
+    let te = TestEmulator::start().await;
+    let client = login(&te).await;
+    let alice = Directory::load(&client).await.unwrap().uin_of(QqNumber::new(ALICE)).unwrap();
+    client.send_buddy(alice, &Content::text("one")).await.unwrap();
+    let session = client.session().unwrap();
+    let restored = WebQqClient::restore(te.client_config(), &session).unwrap();
+    restored.send_buddy(alice, &Content::text("two")).await.unwrap();
+    let sent = te.sent(ME).await;
+    let ids: Vec<u64> = sent.iter().map(|m| m["msg_id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[1] > ids[0], "{ids:?}");
+}
