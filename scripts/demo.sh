@@ -15,7 +15,7 @@ rm -f "$DEMO_DIR/session.json"
 
 echo "== building qqbridge"
 cargo build --quiet --bin qqbridge
-BIN=target/debug/qqbridge
+BIN="${CARGO_TARGET_DIR:-target}/debug/qqbridge"
 
 control() { # control METHOD PATH [JSON]
   python3 - "$@" <<'PY'

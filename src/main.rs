@@ -225,7 +225,9 @@ async fn run_qq(args: QqArgs) -> anyhow::Result<()> {
         }
         QqCommand::Send { kind, target, text } => {
             let client = restore(config, &args.session)?;
-            send(&client, kind, *target, text).await
+            send(&client, kind, *target, text).await?;
+            // The stored session remembers the last msg_id so the next command continues it.
+            save_session(&client, &args.session)
         }
         QqCommand::Logout => {
             let client = restore(config, &args.session)?;

@@ -138,37 +138,38 @@ impl WebQqClient {
         self.call(&request).await
     }
 
-    /// The friend list. Tries the last working hash variant, then the others on retcode 50
-    /// (lwqq's strategy, protocol §3.1), and remembers the one that worked.
+    /// The friend list, with the hash fallback of [`WebQqClient::with_hash_fallback`].
     pub async fn friends(&self) -> Result<FriendList, Error> {
-        let (uin, ptwebqq, mut variant) = self.hash_inputs();
-        loop {
-            let hash = friend_list_hash(variant, uin, &ptwebqq);
+        self.with_hash_fallback(|hash| {
             let request =
                 GetUserFriends2 { vfwebqq: self.vfwebqq(), hash, h: Some("hello".into()) };
-            match self.call(&request).await {
-                Ok(list) => {
-                    self.state().hash_variant = variant;
-                    return Ok(list);
-                }
-                Err(e) if e.action() == Action::WrongHash => match next_variant(variant, self) {
-                    Some(next) => variant = next,
-                    None => return Err(e),
-                },
-                Err(e) => return Err(e),
-            }
-        }
+            async move { self.call(&request).await }
+        })
+        .await
     }
 
-    /// The group list, with the same hash fallback as [`WebQqClient::friends`].
+    /// The group list, with the same hash fallback.
     pub async fn groups(&self) -> Result<GroupList, Error> {
+        self.with_hash_fallback(|hash| {
+            let request = GetGroupNameListMask2 { vfwebqq: self.vfwebqq(), hash };
+            async move { self.call(&request).await }
+        })
+        .await
+    }
+
+    /// Calls a list endpoint with the last working hash variant, then the others on retcode 50
+    /// (lwqq's strategy, protocol §3.1), and remembers the one that worked.
+    async fn with_hash_fallback<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
         let (uin, ptwebqq, mut variant) = self.hash_inputs();
         loop {
-            let hash = friend_list_hash(variant, uin, &ptwebqq);
-            match self.call(&GetGroupNameListMask2 { vfwebqq: self.vfwebqq(), hash }).await {
-                Ok(list) => {
+            match call(friend_list_hash(variant, uin, &ptwebqq)).await {
+                Ok(answer) => {
                     self.state().hash_variant = variant;
-                    return Ok(list);
+                    return Ok(answer);
                 }
                 Err(e) if e.action() == Action::WrongHash => match next_variant(variant, self) {
                     Some(next) => variant = next,
