@@ -21,7 +21,17 @@
 //! After its login each account's client is saved as a `Session` and restored into a fresh client
 //! (what a restarted bridge does), so only the poll connection stays open per account: the
 //! ptlogin, check_sig and login2 connections of the login client would otherwise sit in its pool
-//! for 90 s and need four times the file descriptors on both sides.
+//! for 90 s and need four times the file descriptors on both sides. The channel hosts resolve to
+//! the plain listener, the others to the TLS one (`--one-port`: everything to the TLS one), so
+//! the poll connections do not have to reuse the ephemeral ports of ~3N closed login
+//! connections still in TIME_WAIT.
+//!
+//! Polls started together keep their TCP keepalive timers in step (reqwest: 15 s idle, 15 s
+//! interval, 3 probes), so every 15 s N probes and N answers cross the loopback at once; above
+//! a few thousand they overflow the CPUs' input backlog (`net.core.netdev_max_backlog`, 1000 by
+//! default), probes are lost and the client drops connections with ETIMEDOUT about 45–60 s into
+//! the hold. The idle windows end before that; `--spread SECS` starts the first polls over
+//! SECS seconds, which keeps the bursts small for `--wave` (the bench prints the drop count).
 //!
 //! The child is killed when the bench ends, fails, times out, panics (panic hook) or gets Ctrl-C.
 //! `QQBRIDGE_BIN` overrides the emulator binary (default: the release `qqbridge` cargo built).
@@ -37,6 +47,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use qqbridge::webqq::api::poll2::PollAnswer;
 use qqbridge::webqq::client::{ClientConfig, WebQqClient};
+use qqbridge::webqq::hosts;
 use qqbridge::webqq::login::{PasswordLogin, PasswordStart};
 use qqbridge::webqq::session::Session;
 use qqbridge::webqq::{QqNumber, Secret};
@@ -88,6 +99,8 @@ struct Args {
     timeout: Duration,
     poll_hold: u64,
     wave: bool,
+    one_port: bool,
+    spread: Duration,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -100,6 +113,8 @@ fn parse_args() -> anyhow::Result<Args> {
         timeout: Duration::from_secs(300),
         poll_hold: 60,
         wave: false,
+        one_port: false,
+        spread: Duration::ZERO,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -116,12 +131,15 @@ fn parse_args() -> anyhow::Result<Args> {
             "--timeout" => args.timeout = Duration::from_secs(value(&arg)?.max(10)),
             "--poll-hold" => args.poll_hold = value(&arg)?.clamp(1, 600),
             "--wave" => args.wave = true,
+            "--one-port" => args.one_port = true,
+            "--spread" => args.spread = Duration::from_secs(value(&arg)?),
             other if !other.starts_with('-') => {
                 args.n = other.parse().with_context(|| format!("N: not a number: {other}"))?;
             }
             other => bail!(
                 "unknown option {other}; usage: emulator_polls [N] [--concurrency C] \
-                 [--window SECS] [--repeats R] [--timeout SECS] [--poll-hold SECS] [--wave]"
+                 [--window SECS] [--repeats R] [--timeout SECS] [--poll-hold SECS] [--wave] \
+                 [--spread SECS] [--one-port]"
             ),
         }
     }
@@ -131,9 +149,21 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// Errors of one kind: how many, when first and last (seconds since the bench started), and in
+/// which phase they began.
+#[derive(Debug)]
+struct ErrorKind {
+    text: String,
+    count: u64,
+    first: f64,
+    last: f64,
+    phase: &'static str,
+}
+
 /// What the load generator has done so far; shared with the poll tasks and the abort message.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Progress {
+    started: Instant,
     phase: Mutex<&'static str>,
     logins_ok: AtomicUsize,
     logins_failed: AtomicUsize,
@@ -143,18 +173,40 @@ struct Progress {
     polls_idle: AtomicU64,
     polls_events: AtomicU64,
     poll_errors: AtomicU64,
-    errors: Mutex<Vec<String>>,
+    errors: Mutex<Vec<ErrorKind>>,
 }
 
 impl Progress {
+    fn new() -> Progress {
+        Progress {
+            started: Instant::now(),
+            phase: Mutex::new("starting"),
+            logins_ok: AtomicUsize::new(0),
+            logins_failed: AtomicUsize::new(0),
+            login_retries: AtomicUsize::new(0),
+            polls_sent: AtomicU64::new(0),
+            polls_done: AtomicU64::new(0),
+            polls_idle: AtomicU64::new(0),
+            polls_events: AtomicU64::new(0),
+            poll_errors: AtomicU64::new(0),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
     fn set_phase(&self, phase: &'static str) {
+        eprintln!("  [{:.1} s] {phase}", self.started.elapsed().as_secs_f64());
         *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
     }
 
-    fn keep_error(&self, error: String) {
+    fn keep_error(&self, text: String) {
+        let now = self.started.elapsed().as_secs_f64();
+        let phase = *self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         let mut kept = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.len() < KEPT_ERRORS && !kept.contains(&error) {
-            kept.push(error);
+        if let Some(kind) = kept.iter_mut().find(|k| k.text == text) {
+            kind.count += 1;
+            kind.last = now;
+        } else if kept.len() < KEPT_ERRORS {
+            kept.push(ErrorKind { text, count: 1, first: now, last: now, phase });
         }
     }
 
@@ -180,8 +232,12 @@ impl Progress {
             self.outstanding(),
         );
         let kept = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
-        for error in kept.iter() {
-            let _ = write!(s, "\n  error: {error}");
+        for k in kept.iter() {
+            let _ = write!(
+                s,
+                "\n  error ×{} from {:.1} s to {:.1} s after the start (first during {}): {}",
+                k.count, k.first, k.last, k.phase, k.text
+            );
         }
         s
     }
@@ -221,6 +277,17 @@ fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
     };
     // Fields 14 (utime) and 15 (stime), counted from 1 with pid and comm before the ')'.
     Ok(field(11)? + field(12)?)
+}
+
+/// Packets the kernel dropped because a CPU's input backlog was full (`/proc/net/softnet_stat`,
+/// second column, summed over CPUs). Loopback traffic goes through that backlog.
+fn backlog_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(|hex| u64::from_str_radix(hex, 16).ok())
+        .sum()
 }
 
 fn open_fds(pid: &str) -> usize {
@@ -492,6 +559,7 @@ async fn account(
     qq: QqNumber,
     permit: tokio::sync::OwnedSemaphorePermit,
     mut go: tokio::sync::watch::Receiver<bool>,
+    first_poll_delay: Duration,
     progress: Arc<Progress>,
 ) {
     let password = password_of(qq);
@@ -529,6 +597,7 @@ async fn account(
     if go.wait_for(|go| *go).await.is_err() {
         return;
     }
+    tokio::time::sleep(first_poll_delay).await;
     loop {
         progress.polls_sent.fetch_add(1, Ordering::SeqCst);
         let answer = client.poll().await;
@@ -542,11 +611,22 @@ async fn account(
             }
             Err(error) => {
                 progress.poll_errors.fetch_add(1, Ordering::SeqCst);
-                progress.keep_error(format!("poll: {error}"));
+                progress.keep_error(format!("poll: {}", chain(&error)));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
+}
+
+/// An error with its causes ("a: b: c"); webqq errors hide the transport's cause otherwise.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 /// One idle window's figures.
@@ -669,6 +749,7 @@ async fn wait_held(
 
 async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let drops_at_start = backlog_drops();
     let ticks_per_s = clock_ticks_per_second();
     let need_fds = args.n + args.concurrency * FD_PER_LOGIN_IN_FLIGHT + FD_SPARE;
     if let Some((soft, hard)) = nofile_limit()
@@ -733,7 +814,15 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
     );
 
     progress.set_phase("logging in");
-    let config = ClientConfig::redirect_all(emu.tls, Some(emu.ca_pem.clone()));
+    let mut config = ClientConfig::redirect_all(emu.tls, Some(emu.ca_pem.clone()));
+    if !args.one_port {
+        // The channel hosts (login2, warm-up, poll2: plain http) go to the plain listener so that
+        // the poll connections do not reuse the ports of the ~3N ptlogin connections in
+        // TIME_WAIT (see the module doc).
+        for host in [hosts::CHANNEL_D, hosts::CHANNEL_D1] {
+            config.resolve.insert(host.to_owned(), emu.plain);
+        }
+    }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
     let (go, go_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -742,7 +831,9 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
     let mut last_report = Instant::now();
     for i in 0..args.n {
         let permit = semaphore.clone().acquire_owned().await.context("semaphore closed")?;
-        tasks.spawn(account(config.clone(), qq_of(i), permit, go_rx.clone(), progress.clone()));
+        let delay = args.spread.mul_f64(i as f64 / args.n as f64);
+        let go = go_rx.clone();
+        tasks.spawn(account(config.clone(), qq_of(i), permit, go, delay, progress.clone()));
         if last_report.elapsed() > Duration::from_secs(5) {
             eprintln!(
                 "  … {} logins done, {} failed, {:.0} s",
@@ -809,8 +900,13 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
     let (held, source) = wait_held(&control, emu.plain, ok as u64, &progress).await?;
     let held_secs = polls_start.elapsed().as_secs_f64();
     println!(
-        "all {ok} polls held {held_secs:.1} s after they were started ({:.1} s after the first \
+        "all {ok} polls held {held_secs:.1} s after they were started{} ({:.1} s after the first \
          login; emulator says {held}, read from {source})",
+        if args.spread.is_zero() {
+            String::new()
+        } else {
+            format!(" (first polls spread over {} s)", args.spread.as_secs())
+        },
         login_start.elapsed().as_secs_f64()
     );
 
@@ -890,9 +986,6 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
         "  logins {:.0}/s; all polls held {held_secs:.1} s after they were started",
         ok as f64 / login_secs
     );
-    if progress.poll_errors.load(Ordering::SeqCst) > 0 {
-        println!("  note: {}", progress.summary());
-    }
     if args.wave {
         progress.set_phase("re-poll wave");
         let hold = Duration::from_secs(args.poll_hold);
@@ -919,6 +1012,15 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
             open_fds(&emu.pid),
         );
     }
+    println!("load generator: {}", progress.summary());
+    let max_backlog = std::fs::read_to_string("/proc/sys/net/core/netdev_max_backlog")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".to_owned());
+    println!(
+        "packets dropped by full CPU input backlogs during the run (loopback goes through them; \
+         net.core.netdev_max_backlog = {max_backlog}): {}",
+        backlog_drops().saturating_sub(drops_at_start)
+    );
     progress.set_phase("stopping");
     tasks.abort_all();
     Ok(())
@@ -944,7 +1046,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress::new());
     let timeout = args.timeout;
     let result = runtime.block_on(async {
         let _guard = ChildGuard;

@@ -3,7 +3,10 @@
 #
 # Usage: scripts/bench-emulator.sh [N] [bench options…]    (N defaults to 10000)
 #   bench options: --concurrency C (200), --window SECS (10), --repeats R (3),
-#                  --timeout SECS (300), --poll-hold SECS (60)
+#                  --timeout SECS (300), --poll-hold SECS (60),
+#                  --wave (also measure the re-poll wave after the hold),
+#                  --spread SECS (start the first polls over SECS seconds; use ~30 with --wave
+#                  at N >= 5000, see benches/emulator_polls.rs), --one-port
 # Builds the release binary, raises the open-files limit as far as the hard limit allows (each
 # held poll is one socket in the emulator and one in the load generator), then runs the bench.
 set -euo pipefail
@@ -13,7 +16,8 @@ cd "$(dirname "$0")/.."
 n="${1:-10000}"
 if [[ $# -gt 0 ]]; then shift; fi
 if ! [[ "$n" =~ ^[0-9]+$ ]] || [[ "$n" -eq 0 ]]; then
-    echo "usage: $0 [N] [--concurrency C] [--window SECS] [--repeats R] [--timeout SECS]" >&2
+    echo "usage: $0 [N] [--concurrency C] [--window SECS] [--repeats R] [--timeout SECS]" \
+        "[--poll-hold SECS] [--wave] [--spread SECS] [--one-port]" >&2
     exit 2
 fi
 
