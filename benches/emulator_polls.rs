@@ -32,6 +32,8 @@
 //! default), probes are lost and the client drops connections with ETIMEDOUT about 45–60 s into
 //! the hold. The idle windows end before that; `--spread SECS` starts the first polls over
 //! SECS seconds, which keeps the bursts small for `--wave` (the bench prints the drop count).
+//! With a spread, the last windows may see the first polls return (each window prints how many),
+//! and the wave is the steady state: polls return one by one, not in one batch.
 //!
 //! The child is killed when the bench ends, fails, times out, panics (panic hook) or gets Ctrl-C.
 //! `QQBRIDGE_BIN` overrides the emulator binary (default: the release `qqbridge` cargo built).
