@@ -118,6 +118,7 @@ fn parse_args() -> anyhow::Result<Args> {
         one_port: false,
         spread: Duration::ZERO,
     };
+    let mut under_bench = false;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| -> anyhow::Result<u64> {
@@ -126,7 +127,7 @@ fn parse_args() -> anyhow::Result<Args> {
         };
         match arg.as_str() {
             // cargo bench appends `--bench` to a harness-less bench's arguments.
-            "--bench" => {}
+            "--bench" => under_bench = true,
             "--concurrency" => args.concurrency = usize::try_from(value(&arg)?)?.max(1),
             "--window" => args.window = Duration::from_secs(value(&arg)?.max(1)),
             "--repeats" => args.repeats = usize::try_from(value(&arg)?)?.max(1),
@@ -147,6 +148,15 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     if args.n == 0 {
         bail!("N must be at least 1");
+    }
+    if !under_bench {
+        // `cargo test --all-targets` runs this binary without `--bench`: a small smoke run that
+        // proves the bench still works end to end, in seconds, instead of 10,000 accounts.
+        args.n = args.n.min(20);
+        args.window = Duration::from_secs(1);
+        args.reference_window = Duration::from_secs(1);
+        args.repeats = 1;
+        args.timeout = Duration::from_secs(120);
     }
     Ok(args)
 }
@@ -732,12 +742,9 @@ async fn wait_held(
     loop {
         let state = emulator_state(control, plain).await?;
         let answered = progress.polls_done.load(Ordering::SeqCst);
-        let Some((held, source)) = held_polls(&state, answered) else {
-            bail!(
-                "GET /_emulator/state shows neither a held-poll count, per-session poll flags \
-                 nor poll2 counters; cannot confirm the polls are held"
-            );
-        };
+        // Right after the polls are sent the emulator may not have counted a poll2 yet; the
+        // overall timeout bounds the wait.
+        let (held, source) = held_polls(&state, answered).unwrap_or((0, "no poll2 counted yet"));
         if held >= target {
             return Ok((held, source));
         }
