@@ -73,6 +73,9 @@ pub enum PollStep {
     Probe,
     /// Reopen the session (relink; the account actor falls back to a full login).
     Relink,
+    /// 121: reopen the session once; the account allows this once in its lifetime, since a
+    /// second kick means another client really holds the account.
+    RelinkAfterKick,
     /// Stop polling.
     Stop(StopReason),
 }
@@ -178,7 +181,7 @@ impl Poller {
                     PollStep::Stop(StopReason::Kicked)
                 } else {
                     self.relinked_for_121 = true;
-                    PollStep::Relink
+                    PollStep::RelinkAfterKick
                 }
             }
             // 100001 / 100006 in a poll: pandolia ignored them for a while (protocol §6.1).
@@ -277,7 +280,7 @@ mod tests {
         let got = steps(&mut poller, vec![retcode(121), Ok(PollAnswer::Idle), retcode(121)]);
         assert_eq!(
             got,
-            vec![PollStep::Relink, PollStep::Repoll, PollStep::Stop(StopReason::Kicked)]
+            vec![PollStep::RelinkAfterKick, PollStep::Repoll, PollStep::Stop(StopReason::Kicked)]
         );
     }
 

@@ -6,5 +6,6 @@
 
 mod tidy;
 
+mod accounts;
 mod harness;
 mod webqq;

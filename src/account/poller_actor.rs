@@ -1,0 +1,159 @@
+//! [`PollerActor`]: keeps exactly one poll2 outstanding for a session and hands events on in order.
+//!
+//! A thin shell over [`Poller`]: it runs the poll, feeds the answer to the component and carries
+//! out the step. Events go to a `Recipient<QqEventsReceived>` in poll order, before the next poll
+//! is issued. Session trouble is not handled here: the poller reports `PollerNeedsRelink` or
+//! `PollerStopped` to its account and stops; the account decides.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rand::Rng;
+
+use crate::account::poller::{Backoff, PollOutcome, PollStep, Poller, StopReason};
+use crate::webqq::client::WebQqClient;
+use crate::webqq::event::PollEvent;
+
+/// Event: one poll2 answer's events, in poll order. Sent by `PollerActor`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct QqEventsReceived {
+    /// The account's id.
+    pub account: String,
+    /// The events, in the order of the answer.
+    pub events: Vec<PollEvent>,
+}
+
+/// Event: one poll finished, for health reporting. Sent by `PollerActor` to its account.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct PollFinished {
+    /// How it ended.
+    pub outcome: PollOutcome,
+    /// How long it took.
+    pub duration: Duration,
+    /// The failure streak after it.
+    pub consecutive_failures: u32,
+    /// The delay before the next poll.
+    pub backoff: Duration,
+}
+
+/// Event: the session needs a relink (or a full login). Sent by `PollerActor`, which then stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PollerNeedsRelink {
+    /// The server said 121 (logged in elsewhere): the account relinks for that only once.
+    pub after_kick: bool,
+}
+
+/// Event: polling ended for good. Sent by `PollerActor`, which then stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PollerStopped {
+    /// Why.
+    pub reason: StopReason,
+}
+
+/// Where a poller reports to.
+#[derive(Clone)]
+pub struct PollerReports {
+    /// Decoded events.
+    pub events: Recipient<QqEventsReceived>,
+    /// Per-poll health.
+    pub finished: Recipient<PollFinished>,
+    /// Relink requests.
+    pub relink: Recipient<PollerNeedsRelink>,
+    /// Final stops.
+    pub stopped: Recipient<PollerStopped>,
+}
+
+/// The long-poll loop of one session.
+pub struct PollerActor {
+    account: String,
+    client: Arc<WebQqClient>,
+    poller: Poller,
+    reports: PollerReports,
+}
+
+impl PollerActor {
+    /// A poller for `client`'s session.
+    pub fn new(
+        account: String,
+        client: Arc<WebQqClient>,
+        backoff: Backoff,
+        reports: PollerReports,
+    ) -> Self {
+        PollerActor { account, client, poller: Poller::new(backoff), reports }
+    }
+
+    fn poll(&mut self, ctx: &mut Context<Self>) {
+        let client = self.client.clone();
+        let started = std::time::Instant::now();
+        // `wait` keeps the actor from handling anything else while the poll is out: one poll per
+        // session at a time (protocol §7.1), and events leave in poll order.
+        ctx.wait(async move { client.poll().await }.into_actor(self).map(
+            move |answer, act, ctx| {
+                let jitter = rand::rng().random::<f64>();
+                let (step, outcome) = act.poller.on_answer(answer, jitter);
+                let backoff = match &step {
+                    PollStep::Backoff(delay) => *delay,
+                    _ => Duration::ZERO,
+                };
+                act.reports.finished.do_send(PollFinished {
+                    outcome,
+                    duration: started.elapsed(),
+                    consecutive_failures: act.poller.consecutive_failures(),
+                    backoff,
+                });
+                act.carry_out(step, ctx);
+            },
+        ));
+    }
+
+    fn carry_out(&mut self, step: PollStep, ctx: &mut Context<Self>) {
+        match step {
+            PollStep::Deliver(events) => {
+                let ends = Poller::ends_session(&events);
+                self.reports
+                    .events
+                    .do_send(QqEventsReceived { account: self.account.clone(), events });
+                if ends {
+                    self.reports.stopped.do_send(PollerStopped { reason: StopReason::Kicked });
+                    ctx.stop();
+                } else {
+                    self.poll(ctx);
+                }
+            }
+            PollStep::Repoll => self.poll(ctx),
+            PollStep::Backoff(delay) => {
+                ctx.run_later(delay, |act, ctx| act.poll(ctx));
+            }
+            PollStep::Probe => {
+                let client = self.client.clone();
+                ctx.wait(async move { client.online_buddies().await }.into_actor(self).map(
+                    |_, act, ctx| {
+                        act.poll(ctx);
+                    },
+                ));
+            }
+            PollStep::Relink | PollStep::RelinkAfterKick => {
+                let after_kick = matches!(step, PollStep::RelinkAfterKick);
+                self.reports.relink.do_send(PollerNeedsRelink { after_kick });
+                ctx.stop();
+            }
+            PollStep::Stop(reason) => {
+                self.reports.stopped.do_send(PollerStopped { reason });
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Actor for PollerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.poll(ctx);
+    }
+}

@@ -1,0 +1,144 @@
+//! [`SenderActor`]: sends the account's queued messages in order, paced, with a typed outcome each.
+//!
+//! A thin shell over [`SendQueue`] (ordering, pacing, retry-or-uncertain policy, documented
+//! there). Targets are stable ids; the actor resolves them to this session's uins and gids through
+//! the [`Directory`] the account hands it after each login. Every message ends in one
+//! [`SendReport`] to the account: delivered, will retry, uncertain or failed with a reason.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use crate::account::send_queue::{ChatKey, Next, Outgoing, SendOutcome, SendPolicy, SendQueue};
+use crate::webqq::Error;
+use crate::webqq::api::send::SendAnswer;
+use crate::webqq::client::WebQqClient;
+use crate::webqq::content::Content;
+use crate::webqq::directory::Directory;
+
+/// Command: queue a message for QQ. Answers its queue id. Sent by the account (and later the
+/// bridge through it).
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct QueueMessage {
+    /// Where it goes.
+    pub chat: ChatKey,
+    /// What it says.
+    pub content: Content,
+}
+
+/// Event: the outcome of one queued message (or of one attempt, for `WillRetry`). Sent by
+/// `SenderActor` to its account.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct SendReport {
+    /// The queue id from `QueueMessage`.
+    pub id: u64,
+    /// What happened.
+    pub outcome: SendOutcome,
+    /// How long the send call took.
+    pub duration: Duration,
+    /// Messages still queued.
+    pub depth: usize,
+}
+
+/// The outgoing side of one account.
+pub struct SenderActor {
+    client: Arc<WebQqClient>,
+    directory: Arc<Directory>,
+    queue: SendQueue,
+    epoch: Instant,
+    reports: Recipient<SendReport>,
+    timer: Option<SpawnHandle>,
+}
+
+impl SenderActor {
+    /// A sender for `client`'s session.
+    pub fn new(
+        client: Arc<WebQqClient>,
+        directory: Arc<Directory>,
+        policy: SendPolicy,
+        reports: Recipient<SendReport>,
+    ) -> Self {
+        SenderActor {
+            client,
+            directory,
+            queue: SendQueue::new(policy),
+            epoch: Instant::now(),
+            reports,
+            timer: None,
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.timer.take() {
+            ctx.cancel_future(timer);
+        }
+        match self.queue.next(self.epoch.elapsed()) {
+            Next::Idle => {}
+            Next::Wait(delay) => {
+                self.timer = Some(ctx.run_later(delay, |act, ctx| {
+                    act.timer = None;
+                    act.pump(ctx);
+                }));
+            }
+            Next::Send(message) => self.send(message, ctx),
+        }
+    }
+
+    fn send(&mut self, message: Outgoing, ctx: &mut Context<Self>) {
+        let client = self.client.clone();
+        let directory = self.directory.clone();
+        let started = Instant::now();
+        let id = message.id;
+        ctx.spawn(
+            async move { send_one(&client, &directory, &message).await }.into_actor(self).map(
+                move |result, act, ctx| {
+                    let outcome = act.queue.on_result(id, &result, act.epoch.elapsed());
+                    act.reports.do_send(SendReport {
+                        id,
+                        outcome,
+                        duration: started.elapsed(),
+                        depth: act.queue.depth(),
+                    });
+                    act.pump(ctx);
+                },
+            ),
+        );
+    }
+}
+
+async fn send_one(
+    client: &WebQqClient,
+    directory: &Directory,
+    message: &Outgoing,
+) -> Result<SendAnswer, Error> {
+    match message.chat {
+        ChatKey::Friend(qq) => {
+            let uin = directory.uin_of(qq).ok_or(Error::Flow("not a friend in this session"))?;
+            client.send_buddy(uin, &message.content).await
+        }
+        ChatKey::Group(number) => {
+            let group = directory
+                .group_by_number(number)
+                .ok_or(Error::Flow("not a group in this session"))?;
+            client.send_group(group.gid, group.code, &message.content).await
+        }
+        ChatKey::Discussion(did) => client.send_discussion(did, &message.content).await,
+    }
+}
+
+impl Actor for SenderActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<QueueMessage> for SenderActor {
+    type Result = u64;
+
+    fn handle(&mut self, msg: QueueMessage, ctx: &mut Context<Self>) -> u64 {
+        let id = self.queue.push(msg.chat, msg.content);
+        self.pump(ctx);
+        id
+    }
+}

@@ -1,0 +1,239 @@
+//! Account actor trees against the emulator: connect, deliver events, send, restore without a
+//! login, relink before relogin, and 121 that never loops.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use qqbridge::account::account_actor::{
+    AccountActor, AccountEvent, AccountSettings, Credentials, GetAccountState, StopAccount,
+};
+use qqbridge::account::poller::Backoff;
+use qqbridge::account::poller_actor::QqEventsReceived;
+use qqbridge::account::send_queue::{ChatKey, SendOutcome, SendPolicy};
+use qqbridge::account::sender_actor::QueueMessage;
+use qqbridge::account::state::AccountState;
+use qqbridge::webqq::content::Content;
+use qqbridge::webqq::event::PollEvent;
+use qqbridge::webqq::session::Session;
+use qqbridge::webqq::{QqNumber, Secret};
+use serde_json::json;
+
+use crate::harness::TestEmulator;
+
+/// Collects everything an account reports.
+#[derive(Default, Clone)]
+struct Collector {
+    events: Arc<Mutex<Vec<PollEvent>>>,
+    reports: Arc<Mutex<Vec<AccountEvent>>>,
+}
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<QqEventsReceived> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: QqEventsReceived, _: &mut Context<Self>) {
+        self.events.lock().unwrap().extend(msg.events);
+    }
+}
+
+impl Handler<AccountEvent> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: AccountEvent, _: &mut Context<Self>) {
+        self.reports.lock().unwrap().push(msg);
+    }
+}
+
+impl Collector {
+    fn sessions(&self) -> Vec<Session> {
+        let reports = self.reports.lock().unwrap();
+        reports
+            .iter()
+            .filter_map(|r| match r {
+                AccountEvent::SessionSaved { session, .. } => Some((**session).clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn states(&self) -> Vec<AccountState> {
+        let reports = self.reports.lock().unwrap();
+        reports
+            .iter()
+            .filter_map(|r| match r {
+                AccountEvent::StateChanged { state, .. } => Some(*state),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn settings(te: &TestEmulator, credentials: Credentials) -> AccountSettings {
+    AccountSettings {
+        id: "main".into(),
+        qq: QqNumber::new(10001),
+        credentials,
+        client: te.client_config(),
+        backoff: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) },
+        send: SendPolicy { min_interval: Duration::from_millis(50), ..SendPolicy::default() },
+        max_relogins: 3,
+    }
+}
+
+fn password() -> Credentials {
+    Credentials::Password(Secret::new(String::from("password")))
+}
+
+async fn wait_for_state(account: &Addr<AccountActor>, wanted: AccountState) {
+    for _ in 0..100 {
+        if account.send(GetAccountState).await.unwrap().0 == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("account never reached {wanted}: {:?}", account.send(GetAccountState).await.unwrap());
+}
+
+async fn counter(te: &TestEmulator, endpoint: &str) -> u64 {
+    let state = te.control_get("state").await;
+    state["counters"][endpoint]["requests"].as_u64().unwrap_or(0)
+}
+
+fn start(
+    te: &TestEmulator,
+    credentials: Credentials,
+    stored: Option<Session>,
+) -> (Addr<AccountActor>, Collector) {
+    let collector = Collector::default();
+    let addr = collector.clone().start();
+    let account = AccountActor::new(
+        settings(te, credentials),
+        stored,
+        addr.clone().recipient(),
+        addr.recipient(),
+    )
+    .start();
+    (account, collector)
+}
+
+#[actix::test]
+async fn test_account_connects_delivers_events_and_sends() {
+    let te = TestEmulator::start().await;
+    let (account, collector) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    te.post_message(10001, "friend", 10002, "to the actor", json!({})).await;
+    for _ in 0..50 {
+        if !collector.events.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(matches!(collector.events.lock().unwrap().first(), Some(PollEvent::Message(_))));
+    // Queued before or after the sender exists, messages go out in order.
+    let first = account.send(QueueMessage {
+        chat: ChatKey::Friend(QqNumber::new(10002)),
+        content: Content::text("one"),
+    });
+    let second = account.send(QueueMessage {
+        chat: ChatKey::Friend(QqNumber::new(10002)),
+        content: Content::text("two"),
+    });
+    first.await.unwrap();
+    second.await.unwrap();
+    for _ in 0..50 {
+        if te.sent(10001).await.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = te.sent(10001).await;
+    let texts: Vec<&str> = sent.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["one", "two"]);
+    let delivered = collector
+        .reports
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| matches!(r, AccountEvent::Send { report, .. } if report.outcome == SendOutcome::Delivered))
+        .count();
+    assert_eq!(delivered, 2);
+    account.send(StopAccount).await.unwrap();
+}
+
+#[actix::test]
+async fn test_restart_restores_without_a_login_request() {
+    let te = TestEmulator::start().await;
+    let (account, collector) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    let stored = collector.sessions().pop().expect("a session was saved");
+    account.send(StopAccount).await.unwrap();
+    let logins_before = counter(&te, "login").await;
+    let qr_before = counter(&te, "ptqrshow").await;
+
+    let (restarted, collector) = start(&te, Credentials::SessionOnly, Some(stored));
+    wait_for_state(&restarted, AccountState::Connected).await;
+    assert_eq!(counter(&te, "login").await, logins_before, "no password login on restore");
+    assert_eq!(counter(&te, "ptqrshow").await, qr_before, "no QR login on restore");
+    assert!(!collector.sessions().is_empty());
+    restarted.send(StopAccount).await.unwrap();
+}
+
+#[actix::test]
+async fn test_121_relinks_once_then_logged_out_without_looping() {
+    let te = TestEmulator::start().await;
+    let (account, collector) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    te.fault(
+        json!({"endpoint": "poll2", "account": 10001, "count": 100, "kind": {"retcode": 121}}),
+    )
+    .await;
+    wait_for_state(&account, AccountState::LoggedOut).await;
+    let logins = counter(&te, "login").await;
+    let login2 = counter(&te, "login2").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(account.send(GetAccountState).await.unwrap().0, AccountState::LoggedOut);
+    assert_eq!(counter(&te, "login").await, logins, "no login after a kick");
+    assert_eq!(counter(&te, "login2").await, login2, "no relink loop after a kick");
+    assert!(login2 <= 2, "one login2 for the login and at most one relink: {login2}");
+    assert!(collector.states().contains(&AccountState::Connecting), "the one relink was tried");
+    account.send(StopAccount).await.unwrap();
+}
+
+#[actix::test]
+async fn test_expired_session_relinks_first_then_logs_in_again() {
+    let te = TestEmulator::start().await;
+    let (account, collector) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    let logins = counter(&te, "login").await;
+    // The session expires and the relink is refused (112, protocol §1.4): relink is tried first,
+    // then a full login.
+    te.fault(json!({"endpoint": "login2", "account": 10001, "count": 1, "kind": {"retcode": 112}}))
+        .await;
+    te.fault(json!({"endpoint": "*", "account": 10001, "count": 1, "kind": {"expire": true}}))
+        .await;
+    for _ in 0..100 {
+        if counter(&te, "login").await > logins
+            && account.send(GetAccountState).await.unwrap().0 == AccountState::Connected
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(account.send(GetAccountState).await.unwrap().0, AccountState::Connected);
+    let reports = collector.reports.lock().unwrap().clone();
+    let methods: Vec<_> = reports
+        .iter()
+        .filter_map(|r| match r {
+            AccountEvent::LoginFinished { method, ok, .. } => Some((*method, *ok)),
+            _ => None,
+        })
+        .collect();
+    use qqbridge::account::account_actor::LoginMethod::{Password, Relink};
+    let relink_at = methods.iter().position(|m| m.0 == Relink).expect("a relink was tried");
+    let relogin_at =
+        methods.iter().rposition(|m| *m == (Password, true)).expect("a new password login");
+    assert!(relink_at < relogin_at, "relink before relogin: {methods:?}");
+    account.send(StopAccount).await.unwrap();
+}
