@@ -1,0 +1,280 @@
+//! [`AccountManager`]: many accounts in one process — start, add and remove them at run time,
+//! spread over one arbiter per core, and turn what they report into metrics and stored state.
+//!
+//! The manager is the accounts' observer: sessions are written to the store when they open (so a
+//! restart restores them without a login), states go to the store and to the one-hot state
+//! metric, polls, logins, sends and restarts to their metrics. Store writes are short SQLite
+//! statements made on the manager's own thread; a failed write is logged and counted as an
+//! account event, never silently dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::account::account_actor::{
+    AccountActor, AccountEvent, AccountSettings, Child, Credentials, LoginMethod, StopAccount,
+};
+use crate::account::poller::{Backoff, PollOutcome};
+use crate::account::poller_actor::QqEventsReceived;
+use crate::account::send_queue::{SendOutcome, SendPolicy};
+use crate::account::sender_actor::QueueMessage;
+use crate::account::state::AccountState;
+use crate::metrics::{self, Metrics};
+use crate::store::Store;
+use crate::webqq::QqNumber;
+use crate::webqq::client::ClientConfig;
+
+/// What every account of the manager shares.
+#[derive(Clone, Debug)]
+pub struct ManagerSettings {
+    /// How to reach QQ.
+    pub client: ClientConfig,
+    /// Poll backoff bounds.
+    pub backoff: Backoff,
+    /// Sender pacing and retries.
+    pub send: SendPolicy,
+    /// Full logins tried in a row.
+    pub max_relogins: u32,
+    /// Arbiters (threads) to spread accounts over.
+    pub arbiters: usize,
+}
+
+/// Command: start an account. Answers an error when the id is taken. Sent by `run` at start and
+/// by whoever adds accounts at run time.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct AddAccount {
+    /// Short id (metrics label).
+    pub id: String,
+    /// The QQ number.
+    pub qq: QqNumber,
+    /// How to log in without a stored session.
+    pub credentials: Credentials,
+}
+
+/// Command: stop and forget an account (its stored session stays). Answers whether it existed.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct RemoveAccount {
+    /// The account id.
+    pub id: String,
+}
+
+/// Query: every account's state and reason.
+#[derive(Message)]
+#[rtype(result = "Vec<(String, AccountState, Option<String>)>")]
+pub struct GetStates;
+
+/// Command: queue a message on an account. Answers the queue id, or `None` for an unknown id.
+#[derive(Message)]
+#[rtype(result = "Option<u64>")]
+pub struct SendVia {
+    /// The account id.
+    pub account: String,
+    /// The message.
+    pub message: QueueMessage,
+}
+
+/// Many accounts.
+pub struct AccountManager {
+    settings: ManagerSettings,
+    metrics: Metrics,
+    store: Arc<Store>,
+    events: Recipient<QqEventsReceived>,
+    accounts: BTreeMap<String, Addr<AccountActor>>,
+    states: BTreeMap<String, (AccountState, Option<String>)>,
+    numbers: BTreeMap<String, QqNumber>,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: usize,
+}
+
+impl AccountManager {
+    /// A manager whose accounts hand their events to `events`.
+    pub fn new(settings: ManagerSettings, metrics: Metrics, store: Arc<Store>, events: Recipient<QqEventsReceived>) -> Self {
+        AccountManager {
+            settings,
+            metrics,
+            store,
+            events,
+            accounts: BTreeMap::new(),
+            states: BTreeMap::new(),
+            numbers: BTreeMap::new(),
+            arbiters: Vec::new(),
+            next_arbiter: 0,
+        }
+    }
+
+    fn arbiter(&mut self) -> ArbiterHandle {
+        if self.arbiters.is_empty() {
+            self.arbiters = (0..self.settings.arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+        }
+        let handle = self.arbiters[self.next_arbiter % self.arbiters.len()].clone();
+        self.next_arbiter = self.next_arbiter.wrapping_add(1);
+        handle
+    }
+}
+
+impl Actor for AccountManager {
+    type Context = Context<Self>;
+}
+
+impl Handler<AddAccount> for AccountManager {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: AddAccount, ctx: &mut Context<Self>) -> Self::Result {
+        if self.accounts.contains_key(&msg.id) {
+            return Err(format!("account {} is already running", msg.id));
+        }
+        let stored = match self.store.load_session(&msg.id) {
+            Ok(stored) => stored.filter(|s| s.qq == msg.qq),
+            Err(error) => {
+                tracing::warn!(account = %msg.id, %error, "stored session not readable; logging in anew");
+                None
+            }
+        };
+        let settings = AccountSettings {
+            id: msg.id.clone(),
+            qq: msg.qq,
+            credentials: msg.credentials,
+            client: self.settings.client.clone(),
+            backoff: self.settings.backoff,
+            send: self.settings.send,
+            max_relogins: self.settings.max_relogins,
+        };
+        let events = self.events.clone();
+        let observer = ctx.address().recipient();
+        let arbiter = self.arbiter();
+        let account = AccountActor::start_in_arbiter(&arbiter, move |_| {
+            AccountActor::new(settings, stored, events, observer)
+        });
+        self.metrics.set_account_state(&msg.id, metrics::AccountStateLabel::Connecting);
+        self.states.insert(msg.id.clone(), (AccountState::Connecting, None));
+        self.numbers.insert(msg.id.clone(), msg.qq);
+        self.accounts.insert(msg.id, account);
+        Ok(())
+    }
+}
+
+impl Handler<RemoveAccount> for AccountManager {
+    type Result = bool;
+
+    fn handle(&mut self, msg: RemoveAccount, _: &mut Context<Self>) -> bool {
+        let Some(account) = self.accounts.remove(&msg.id) else {
+            return false;
+        };
+        account.do_send(StopAccount);
+        self.states.remove(&msg.id);
+        self.numbers.remove(&msg.id);
+        self.metrics.forget_account(&msg.id);
+        true
+    }
+}
+
+impl Handler<GetStates> for AccountManager {
+    type Result = MessageResult<GetStates>;
+
+    fn handle(&mut self, _: GetStates, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.states.iter().map(|(id, (state, reason))| (id.clone(), *state, reason.clone())).collect())
+    }
+}
+
+impl Handler<SendVia> for AccountManager {
+    type Result = ResponseFuture<Option<u64>>;
+
+    fn handle(&mut self, msg: SendVia, _: &mut Context<Self>) -> Self::Result {
+        let account = self.accounts.get(&msg.account).cloned();
+        Box::pin(async move {
+            let account = account?;
+            account.send(msg.message).await.ok()
+        })
+    }
+}
+
+impl Handler<AccountEvent> for AccountManager {
+    type Result = ();
+
+    fn handle(&mut self, event: AccountEvent, _: &mut Context<Self>) {
+        match event {
+            AccountEvent::StateChanged { account, state, reason } => {
+                self.metrics.set_account_state(&account, state_label(state));
+                if state == AccountState::LoggedOut {
+                    self.metrics.disconnect(&account, metrics::DisconnectReason::Kicked);
+                }
+                if let Some(qq) = self.numbers.get(&account)
+                    && let Err(error) =
+                        self.store.set_account_state(&account, qq.get(), state.as_str(), reason.as_deref())
+                {
+                    tracing::warn!(%account, %error, "account state not stored");
+                }
+                self.states.insert(account, (state, reason));
+            }
+            AccountEvent::SessionSaved { account, session } => {
+                if let Err(error) = self.store.save_session(&account, &session) {
+                    tracing::error!(%account, %error, "session not stored: a restart will need a new login");
+                }
+            }
+            AccountEvent::LoginFinished { account, method, ok } => {
+                let method = match method {
+                    LoginMethod::Restore => metrics::LoginMethod::Restore,
+                    LoginMethod::Relink => metrics::LoginMethod::Relink,
+                    LoginMethod::Password => metrics::LoginMethod::Password,
+                    LoginMethod::Qr => metrics::LoginMethod::Qr,
+                };
+                let outcome = if ok { metrics::LoginOutcome::Ok } else { metrics::LoginOutcome::Error };
+                self.metrics.login(&account, method, outcome);
+            }
+            AccountEvent::QrCode { account, png } => {
+                tracing::info!(%account, bytes = png.len(), "QR code waiting to be scanned");
+            }
+            AccountEvent::Poll { account, poll } => {
+                let outcome = match poll.outcome {
+                    PollOutcome::Ok => metrics::PollOutcome::Ok,
+                    PollOutcome::Empty => metrics::PollOutcome::Empty,
+                    PollOutcome::HttpError => metrics::PollOutcome::HttpError,
+                    PollOutcome::Timeout => metrics::PollOutcome::Timeout,
+                    PollOutcome::DecodeError => metrics::PollOutcome::DecodeError,
+                    PollOutcome::Retcode => metrics::PollOutcome::Retcode,
+                };
+                self.metrics.poll_finished(&account, outcome, poll.duration);
+                if matches!(poll.outcome, PollOutcome::Ok | PollOutcome::Empty) {
+                    self.metrics.poll_succeeded_at(&account, crate::webqq::session::unix_now());
+                }
+                self.metrics.set_consecutive_failures(&account, poll.consecutive_failures);
+                self.metrics.set_backoff(&account, poll.backoff);
+            }
+            AccountEvent::Send { account, report } => {
+                let outcome = match report.outcome {
+                    SendOutcome::Delivered => metrics::SendOutcome::Delivered,
+                    SendOutcome::WillRetry { .. } => metrics::SendOutcome::Retry,
+                    SendOutcome::Uncertain { .. } => metrics::SendOutcome::Uncertain,
+                    SendOutcome::Failed { .. } => metrics::SendOutcome::Failed,
+                };
+                self.metrics.send_finished(&account, outcome, report.duration);
+                self.metrics.set_queue_depth(&account, report.depth);
+            }
+            AccountEvent::ChildRestarted { account, child } => {
+                let child = match child {
+                    Child::Login => metrics::ActorChild::Login,
+                    Child::Poller => metrics::ActorChild::Poller,
+                    Child::Sender => metrics::ActorChild::Sender,
+                };
+                self.metrics.restart(&account, child);
+            }
+        }
+    }
+}
+
+fn state_label(state: AccountState) -> metrics::AccountStateLabel {
+    use metrics::AccountStateLabel as L;
+    match state {
+        AccountState::Connecting => L::Connecting,
+        AccountState::Connected => L::Connected,
+        AccountState::TransientDisconnect => L::TransientDisconnect,
+        AccountState::BadCredentials => L::BadCredentials,
+        AccountState::LoggedOut => L::LoggedOut,
+        AccountState::UnknownError => L::UnknownError,
+        AccountState::WaitingForQr => L::WaitingForQr,
+        AccountState::WaitingForCaptcha => L::WaitingForCaptcha,
+    }
+}
