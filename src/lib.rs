@@ -6,5 +6,6 @@
 //!   benchmarks.
 
 pub mod emulator;
+pub mod metrics;
 pub mod terminal;
 pub mod webqq;
