@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Encoder as _, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
     TEXT_FORMAT, TextEncoder,
 };
 
@@ -191,7 +191,7 @@ struct Inner {
     poll_duration: Histogram,
     poll_last_success: IntGaugeVec,
     poll_consecutive_failures: IntGaugeVec,
-    poll_backoff: prometheus::GaugeVec,
+    poll_backoff: GaugeVec,
     poll_retcodes: IntCounterVec,
     poll_events: IntCounterVec,
     account_state: IntGaugeVec,
@@ -213,6 +213,8 @@ where
 }
 
 impl Inner {
+    /// A registry with every metric of issue 3 and the process collector; fails only on a bad
+    /// descriptor (a bug here).
     fn build() -> prometheus::Result<Inner> {
         let r = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
@@ -250,7 +252,7 @@ impl Inner {
             )?,
             poll_backoff: registered(
                 &r,
-                prometheus::GaugeVec::new(
+                GaugeVec::new(
                     Opts::new(
                         "qqbridge_poll_backoff_seconds",
                         "Delay before the next poll (0 when healthy).",
@@ -310,12 +312,8 @@ impl Inner {
             "Always 1; the labels name the running build.",
             &["version", "git_sha"],
         )?;
-        build_info
-            .with_label_values(&[
-                env!("CARGO_PKG_VERSION"),
-                option_env!("QQBRIDGE_GIT_SHA").unwrap_or("unknown"),
-            ])
-            .set(1);
+        let git_sha = option_env!("QQBRIDGE_GIT_SHA").unwrap_or("unknown");
+        set(&build_info, &[env!("CARGO_PKG_VERSION"), git_sha], 1);
         register_process_collector(&r)?;
         Ok(inner)
     }

@@ -104,6 +104,21 @@ fn test_poll_type_labels_are_bounded() {
 }
 
 #[test]
+fn test_known_poll_types_are_the_ones_the_decoder_knows() {
+    use crate::webqq::event::PollEvent;
+    let reason = |poll_type: &str| match PollEvent::from_wire(
+        &serde_json::json!({"poll_type": poll_type, "value": {"unexpected": true}}),
+    ) {
+        PollEvent::Unknown { reason, .. } => reason,
+        _ => String::new(),
+    };
+    for poll_type in KNOWN_POLL_TYPES {
+        assert_ne!(reason(poll_type), "unknown poll_type", "{poll_type}");
+    }
+    assert_eq!(reason("red_packet"), "unknown poll_type");
+}
+
+#[test]
 fn test_account_state_is_one_hot() {
     let m = Metrics::new();
     m.set_account_state("a1", AccountStateLabel::Connecting);
