@@ -106,6 +106,15 @@ rust_toolchain() {
     done
 }
 
+# promtool: the alert rules of metrics/prometheus/ are valid and their unit tests pass (the
+# Debian `prometheus` package ships /usr/bin/promtool).
+promtool_rules() {
+    need_apt prometheus
+    need_cmd promtool "install Prometheus' promtool"
+    promtool check rules metrics/prometheus/alerts.yaml
+    promtool test rules metrics/prometheus/alerts.test.yaml
+}
+
 fidelity() {
     need_cmd python3 "install Python 3"
     if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -120,6 +129,7 @@ step "toolchain" rust_toolchain
 # ---- checks and tests -------------------------------------------------------------------------
 step "fmt" cargo fmt --all -- --check
 step "clippy" cargo clippy --all-targets -- -D warnings
+step "promtool" promtool_rules
 step "test" cargo test --all-targets
 step "doctest" cargo test --doc
 step "fidelity (pandolia qqbot 2.3.11 against the emulator)" fidelity

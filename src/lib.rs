@@ -7,5 +7,6 @@
 
 pub mod account;
 pub mod emulator;
+pub mod metrics;
 pub mod terminal;
 pub mod webqq;
