@@ -5,6 +5,7 @@
 //! - [`emulator`]: a faithful WebQQ service built on `webqq`'s wire types, for demo, tests and
 //!   benchmarks.
 
+pub mod config;
 pub mod emulator;
 pub mod terminal;
 pub mod webqq;
