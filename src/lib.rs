@@ -7,5 +7,6 @@
 
 pub mod config;
 pub mod emulator;
+pub mod store;
 pub mod terminal;
 pub mod webqq;
