@@ -4,9 +4,13 @@
 //! - [`webqq`]: the protocol client (no Matrix, no actix).
 //! - [`emulator`]: a faithful WebQQ service built on `webqq`'s wire types, for demo, tests and
 //!   benchmarks.
+//! - [`account`]: one supervised actor tree per QQ account, and the manager of many.
+//! - [`config`], [`store`], [`metrics`]: `bridge.yaml`, SQLite persistence, Prometheus.
 
 pub mod account;
+pub mod config;
 pub mod emulator;
 pub mod metrics;
+pub mod store;
 pub mod terminal;
 pub mod webqq;
