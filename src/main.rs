@@ -6,7 +6,17 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use qqbridge::account::account_actor::Credentials;
+use qqbridge::account::manager::{AccountManager, AddAccount, ManagerSettings};
+use qqbridge::account::poller::Backoff;
+use qqbridge::account::poller_actor::QqEventsReceived;
+use qqbridge::account::send_queue::SendPolicy;
+use qqbridge::config::{Config, LoginMode};
 use qqbridge::emulator::{self, Emulator, EmulatorOptions, Listeners, World};
+use qqbridge::metrics::Metrics;
+use qqbridge::store::Store;
 use qqbridge::webqq::api::poll2::PollAnswer;
 use qqbridge::webqq::api::ptqrlogin::QrState;
 use qqbridge::webqq::client::{ClientConfig, WebQqClient};
@@ -26,10 +36,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the accounts of a config (logs their events until the Matrix side lands).
+    Run(ConfigArgs),
+    /// Load and validate a config, printing the first problem (the same check `run` makes).
+    CheckConfig(ConfigArgs),
     /// Run the WebQQ emulator (the QQ side of the demo, tests and benchmarks).
     Emulator(EmulatorArgs),
     /// A small WebQQ client for exploring the protocol by hand.
     Qq(QqArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// The config file; `QQBRIDGE__SECTION__KEY` environment variables override its keys.
+    #[arg(short, long, default_value = "bridge.yaml")]
+    config: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,20 +127,137 @@ enum QqCommand {
     Logout,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig(args) => {
+            let config = Config::load(Some(&args.config))?;
+            println!(
+                "{}: ok ({} accounts, {} enabled)",
+                args.config.display(),
+                config.accounts.len(),
+                config.enabled_accounts().count()
+            );
+            Ok(())
+        }
+        Command::Run(args) => {
+            // The config is checked before anything starts, and names the key that is wrong.
+            let config = Config::load(Some(&args.config))?;
+            init_tracing(&config.logging.filter);
+            actix::System::new().block_on(run_bridge(config))
+        }
+        Command::Emulator(args) => {
+            init_tracing("info");
+            tokio_runtime()?.block_on(run_emulator(args))
+        }
+        Command::Qq(args) => {
+            init_tracing("info");
+            tokio_runtime()?.block_on(run_qq(args))
+        }
+    }
+}
+
+fn init_tracing(default_filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Emulator(args) => run_emulator(args).await,
-        Command::Qq(args) => run_qq(args).await,
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// Logs QQ events (the Matrix side will take them over).
+struct EventLogger;
+
+impl actix::Actor for EventLogger {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<QqEventsReceived> for EventLogger {
+    type Result = ();
+
+    fn handle(&mut self, msg: QqEventsReceived, _: &mut actix::Context<Self>) {
+        for event in msg.events {
+            tracing::info!(account = %msg.account, poll_type = event.poll_type(), "qq event");
+            tracing::trace!(account = %msg.account, event = ?event, "qq event body");
+        }
     }
+}
+
+async fn run_bridge(config: Config) -> anyhow::Result<()> {
+    use actix::Actor;
+
+    let store = Store::open(&config.store.path)
+        .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
+    let metrics = Metrics::new();
+    let listener = std::net::TcpListener::bind(config.metrics.listen)
+        .with_context(|| format!("cannot listen on metrics.listen = {}", config.metrics.listen))?;
+    let ca = match &config.qq.ca_cert {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("qq.ca_cert: cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut client = match config.qq.connect {
+        Some(addr) => ClientConfig::redirect_all(addr, ca),
+        None => ClientConfig { extra_root_ca_pem: ca, ..ClientConfig::default() },
+    };
+    client.poll_timeout = Duration::from_secs(config.qq.poll_timeout_seconds);
+    client.request_timeout = Duration::from_secs(config.qq.request_timeout_seconds);
+    let settings = ManagerSettings {
+        client,
+        backoff: Backoff {
+            initial: Duration::from_millis(config.poller.backoff_initial_ms),
+            max: Duration::from_secs(config.poller.backoff_max_seconds),
+        },
+        send: SendPolicy {
+            min_interval: Duration::from_millis(config.sender.min_interval_ms),
+            max_retries: config.sender.max_retries,
+            retry_backoff: Duration::from_millis(config.sender.retry_backoff_ms),
+        },
+        max_relogins: config.poller.max_relogins,
+        arbiters: config
+            .runtime
+            .arbiters
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+    };
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = actix::spawn(qqbridge::metrics::serve(listener, metrics.clone(), async {
+        metrics_stopped.await.ok();
+    }));
+    let logger = EventLogger.start();
+    let manager =
+        AccountManager::new(settings, metrics, Arc::new(store), logger.recipient()).start();
+    for account in config.enabled_accounts() {
+        let credentials = match account.login {
+            LoginMode::Password => match &account.password {
+                Some(password) => Credentials::Password(password.clone()),
+                None => Credentials::SessionOnly,
+            },
+            LoginMode::Qr => Credentials::Qr,
+            LoginMode::SessionOnly => Credentials::SessionOnly,
+        };
+        let add = AddAccount { id: account.id.clone(), qq: QqNumber::new(account.qq), credentials };
+        if let Err(reason) = manager.send(add).await? {
+            bail!("account {}: {reason}", account.id);
+        }
+    }
+    tracing::info!(accounts = config.enabled_accounts().count(), metrics = %config.metrics.listen, "running");
+    tokio::signal::ctrl_c().await.ok();
+    tracing::info!("shutting down; stored sessions stay valid for the restart");
+    stop_metrics.send(()).ok();
+    metrics_server.await.ok();
+    actix::System::current().stop();
+    Ok(())
 }
 
 async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {

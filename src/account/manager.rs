@@ -91,7 +91,12 @@ pub struct AccountManager {
 
 impl AccountManager {
     /// A manager whose accounts hand their events to `events`.
-    pub fn new(settings: ManagerSettings, metrics: Metrics, store: Arc<Store>, events: Recipient<QqEventsReceived>) -> Self {
+    pub fn new(
+        settings: ManagerSettings,
+        metrics: Metrics,
+        store: Arc<Store>,
+        events: Recipient<QqEventsReceived>,
+    ) -> Self {
         AccountManager {
             settings,
             metrics,
@@ -107,7 +112,8 @@ impl AccountManager {
 
     fn arbiter(&mut self) -> ArbiterHandle {
         if self.arbiters.is_empty() {
-            self.arbiters = (0..self.settings.arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+            self.arbiters =
+                (0..self.settings.arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
         }
         let handle = self.arbiters[self.next_arbiter % self.arbiters.len()].clone();
         self.next_arbiter = self.next_arbiter.wrapping_add(1);
@@ -175,7 +181,12 @@ impl Handler<GetStates> for AccountManager {
     type Result = MessageResult<GetStates>;
 
     fn handle(&mut self, _: GetStates, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.states.iter().map(|(id, (state, reason))| (id.clone(), *state, reason.clone())).collect())
+        MessageResult(
+            self.states
+                .iter()
+                .map(|(id, (state, reason))| (id.clone(), *state, reason.clone()))
+                .collect(),
+        )
     }
 }
 
@@ -202,8 +213,12 @@ impl Handler<AccountEvent> for AccountManager {
                     self.metrics.disconnect(&account, metrics::DisconnectReason::Kicked);
                 }
                 if let Some(qq) = self.numbers.get(&account)
-                    && let Err(error) =
-                        self.store.set_account_state(&account, qq.get(), state.as_str(), reason.as_deref())
+                    && let Err(error) = self.store.set_account_state(
+                        &account,
+                        qq.get(),
+                        state.as_str(),
+                        reason.as_deref(),
+                    )
                 {
                     tracing::warn!(%account, %error, "account state not stored");
                 }
@@ -221,7 +236,8 @@ impl Handler<AccountEvent> for AccountManager {
                     LoginMethod::Password => metrics::LoginMethod::Password,
                     LoginMethod::Qr => metrics::LoginMethod::Qr,
                 };
-                let outcome = if ok { metrics::LoginOutcome::Ok } else { metrics::LoginOutcome::Error };
+                let outcome =
+                    if ok { metrics::LoginOutcome::Ok } else { metrics::LoginOutcome::Error };
                 self.metrics.login(&account, method, outcome);
             }
             AccountEvent::QrCode { account, png } => {
