@@ -529,6 +529,10 @@ mod tests {
         assert_eq!(account.password.as_ref().unwrap().expose(), "hunter2");
         assert!(!format!("{config:?}").contains("hunter2"));
 
+        let numeric = "accounts:\n  - {id: b, qq: 10002, login: password, password: 123456}\n";
+        let config = load(numeric).unwrap();
+        assert_eq!(config.accounts[0].password.as_ref().unwrap().expose(), "123456");
+
         let err = load(yaml).unwrap_err();
         assert_eq!(
             err.to_string(),
