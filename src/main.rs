@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use std::sync::Arc;
 
 use qqbridge::account::account_actor::Credentials;
 use qqbridge::account::manager::{AccountManager, AddAccount, ManagerSettings};
@@ -235,8 +234,7 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
         metrics_stopped.await.ok();
     }));
     let logger = EventLogger.start();
-    let manager =
-        AccountManager::new(settings, metrics, Arc::new(store), logger.recipient()).start();
+    let manager = AccountManager::new(settings, metrics, store, logger.recipient()).start();
     for account in config.enabled_accounts() {
         let credentials = match account.login {
             LoginMode::Password => match &account.password {

@@ -8,7 +8,6 @@
 //! account event, never silently dropped.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use actix::prelude::*;
 
@@ -80,7 +79,7 @@ pub struct SendVia {
 pub struct AccountManager {
     settings: ManagerSettings,
     metrics: Metrics,
-    store: Arc<Store>,
+    store: Store,
     events: Recipient<QqEventsReceived>,
     accounts: BTreeMap<String, Addr<AccountActor>>,
     states: BTreeMap<String, (AccountState, Option<String>)>,
@@ -94,7 +93,7 @@ impl AccountManager {
     pub fn new(
         settings: ManagerSettings,
         metrics: Metrics,
-        store: Arc<Store>,
+        store: Store,
         events: Recipient<QqEventsReceived>,
     ) -> Self {
         AccountManager {
