@@ -240,7 +240,21 @@ impl Handler<AccountEvent> for AccountManager {
                 self.metrics.login(&account, method, outcome);
             }
             AccountEvent::QrCode { account, png } => {
-                tracing::info!(%account, bytes = png.len(), "QR code waiting to be scanned");
+                // Whoever drives the login (the operator, until the Matrix bot does it) finds the
+                // image beside the store, readable by the owner only.
+                let dir = self
+                    .store
+                    .path()
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                let path = dir.join(format!("{account}-qr.png"));
+                match write_private(&path, &png) {
+                    Ok(()) => {
+                        tracing::info!(%account, path = %path.display(), "QR code waiting to be scanned")
+                    }
+                    Err(error) => tracing::warn!(%account, %error, "QR code could not be written"),
+                }
             }
             AccountEvent::Poll { account, poll } => {
                 let outcome = match poll.outcome {
@@ -292,4 +306,17 @@ fn state_label(state: AccountState) -> metrics::AccountStateLabel {
         AccountState::WaitingForQr => L::WaitingForQr,
         AccountState::WaitingForCaptcha => L::WaitingForCaptcha,
     }
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
 }

@@ -8,4 +8,5 @@ mod tidy;
 
 mod accounts;
 mod harness;
+mod manager;
 mod webqq;

@@ -1,0 +1,133 @@
+//! The account manager: accounts added and removed at run time, their states and logins in the
+//! metrics, sessions in the store so that a new manager restores them without a login.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use qqbridge::account::account_actor::Credentials;
+use qqbridge::account::manager::{
+    AccountManager, AddAccount, GetStates, ManagerSettings, RemoveAccount,
+};
+use qqbridge::account::poller::Backoff;
+use qqbridge::account::poller_actor::QqEventsReceived;
+use qqbridge::account::send_queue::SendPolicy;
+use qqbridge::account::state::AccountState;
+use qqbridge::metrics::Metrics;
+use qqbridge::store::Store;
+use qqbridge::webqq::{QqNumber, Secret};
+use serde_json::json;
+
+use crate::harness::TestEmulator;
+
+struct Sink;
+
+impl Actor for Sink {
+    type Context = Context<Self>;
+}
+
+impl Handler<QqEventsReceived> for Sink {
+    type Result = ();
+    fn handle(&mut self, _: QqEventsReceived, _: &mut Context<Self>) {}
+}
+
+fn manager(te: &TestEmulator, metrics: &Metrics, store: Store) -> Addr<AccountManager> {
+    let settings = ManagerSettings {
+        client: te.client_config(),
+        backoff: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) },
+        send: SendPolicy::default(),
+        max_relogins: 3,
+        arbiters: 2,
+    };
+    AccountManager::new(settings, metrics.clone(), store, Sink.start().recipient()).start()
+}
+
+fn add(id: &str, qq: u64, password: &str) -> AddAccount {
+    AddAccount {
+        id: id.into(),
+        qq: QqNumber::new(qq),
+        credentials: Credentials::Password(Secret::new(password.to_owned())),
+    }
+}
+
+async fn wait_connected(
+    manager: &Addr<AccountManager>,
+    ids: &[&str],
+) -> Vec<(String, AccountState, Option<String>)> {
+    for _ in 0..100 {
+        let states = manager.send(GetStates).await.unwrap();
+        let connected = states
+            .iter()
+            .filter(|(id, s, _)| ids.contains(&id.as_str()) && *s == AccountState::Connected)
+            .count();
+        if connected == ids.len() {
+            return states;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not all connected: {:?}", manager.send(GetStates).await.unwrap());
+}
+
+fn metric_line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.lines().find(|line| line.starts_with(prefix))
+}
+
+#[actix::test]
+async fn test_accounts_added_removed_and_restored() {
+    let te = TestEmulator::start().await;
+    te.control(
+        "accounts",
+        json!({"qq": 20001, "password": "pw", "nick": "second", "captcha": false}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("store").join("qqbridge.sqlite3");
+    let metrics = Metrics::new();
+    let first = manager(&te, &metrics, Store::open(&db).unwrap());
+    first.send(add("main", 10001, "password")).await.unwrap().unwrap();
+    first.send(add("second", 20001, "pw")).await.unwrap().unwrap();
+    assert!(first.send(add("main", 10001, "password")).await.unwrap().is_err(), "ids are unique");
+    wait_connected(&first, &["main", "second"]).await;
+
+    let text = metrics.encode();
+    assert_eq!(
+        metric_line(&text, r#"qqbridge_account_state{account="main",state="CONNECTED"}"#)
+            .map(|l| l.ends_with(" 1")),
+        Some(true),
+        "{text}"
+    );
+    assert!(
+        metric_line(
+            &text,
+            r#"qqbridge_logins_total{account="second",method="password",outcome="ok"} 1"#
+        )
+        .is_some()
+    );
+
+    // Removing one account leaves the other running and drops its series.
+    assert!(first.send(RemoveAccount { id: "second".into() }).await.unwrap());
+    assert!(!first.send(RemoveAccount { id: "second".into() }).await.unwrap());
+    let states = first.send(GetStates).await.unwrap();
+    assert_eq!(states.len(), 1);
+    assert!(!metrics.encode().contains(r#"account="second""#));
+    assert!(first.send(RemoveAccount { id: "main".into() }).await.unwrap());
+
+    // A new manager over the same store restores "main" with no login request.
+    let logins =
+        te.control_get("state").await["counters"]["login"]["requests"].as_u64().unwrap_or(0);
+    let metrics = Metrics::new();
+    let second = manager(&te, &metrics, Store::open(&db).unwrap());
+    second.send(add("main", 10001, "password")).await.unwrap().unwrap();
+    wait_connected(&second, &["main"]).await;
+    let after =
+        te.control_get("state").await["counters"]["login"]["requests"].as_u64().unwrap_or(0);
+    assert_eq!(after, logins, "restored without a password login");
+    assert!(
+        metric_line(
+            &metrics.encode(),
+            r#"qqbridge_logins_total{account="main",method="restore",outcome="ok"} 1"#
+        )
+        .is_some()
+    );
+    let rows = Store::open(&db).unwrap().account_states().unwrap();
+    assert!(rows.iter().any(|r| r.account_id == "main" && r.state == "CONNECTED"), "{rows:?}");
+}
