@@ -483,7 +483,7 @@ mod tests {
         assert_eq!(config.accounts[1].login, LoginMode::Qr);
         assert_eq!(config.sender.min_interval_ms, 3000);
         assert_eq!(config.qq.connect, Some("127.0.0.1:8443".parse().unwrap()));
-        assert_eq!(config.qq.ca_cert.as_deref(), Some(std::path::Path::new("var/emulator-ca.pem")));
+        assert_eq!(config.qq.ca_cert.as_deref(), Some(Path::new("var/emulator-ca.pem")));
         assert_eq!(config.store, StoreConfig::default());
         assert_eq!(config.metrics, MetricsConfig::default());
     }

@@ -9,7 +9,10 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use actix::prelude::*;
+use rand::Rng;
 
 use crate::account::account_actor::{
     AccountActor, AccountEvent, AccountSettings, Child, Credentials, LoginMethod, StopAccount,
@@ -23,6 +26,12 @@ use crate::metrics::{self, Metrics};
 use crate::store::Store;
 use crate::webqq::QqNumber;
 use crate::webqq::client::ClientConfig;
+
+/// How long a poll lease lasts without renewal: one poller per account across processes
+/// (RELIABILITY.md §1.6; protocol §7.1: a second poller steals the first one's events).
+pub const LEASE_TTL: Duration = Duration::from_secs(120);
+/// How often held leases are renewed.
+pub const LEASE_RENEW_INTERVAL: Duration = Duration::from_secs(30);
 
 /// What every account of the manager shares.
 #[derive(Clone, Debug)]
@@ -86,6 +95,7 @@ pub struct AccountManager {
     numbers: BTreeMap<String, QqNumber>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
+    holder: String,
 }
 
 impl AccountManager {
@@ -106,6 +116,7 @@ impl AccountManager {
             numbers: BTreeMap::new(),
             arbiters: Vec::new(),
             next_arbiter: 0,
+            holder: format!("pid{}-{:08x}", std::process::id(), rand::rng().random::<u32>()),
         }
     }
 
@@ -122,6 +133,22 @@ impl AccountManager {
 
 impl Actor for AccountManager {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(LEASE_RENEW_INTERVAL, |act, _| {
+            for id in act.accounts.keys() {
+                if !matches!(act.store.acquire_lease(id, &act.holder, LEASE_TTL), Ok(true)) {
+                    tracing::error!(account = %id, "poll lease lost to another process");
+                }
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for id in self.accounts.keys() {
+            let _ = self.store.release_lease(id, &self.holder);
+        }
+    }
 }
 
 impl Handler<AddAccount> for AccountManager {
@@ -130,6 +157,13 @@ impl Handler<AddAccount> for AccountManager {
     fn handle(&mut self, msg: AddAccount, ctx: &mut Context<Self>) -> Self::Result {
         if self.accounts.contains_key(&msg.id) {
             return Err(format!("account {} is already running", msg.id));
+        }
+        match self.store.acquire_lease(&msg.id, &self.holder, LEASE_TTL) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(format!("account {} is polled by another qqbridge process", msg.id));
+            }
+            Err(error) => return Err(format!("account {}: {error}", msg.id)),
         }
         let stored = match self.store.load_session(&msg.id) {
             Ok(stored) => stored.filter(|s| s.qq == msg.qq),
@@ -169,6 +203,9 @@ impl Handler<RemoveAccount> for AccountManager {
             return false;
         };
         account.do_send(StopAccount);
+        if let Err(error) = self.store.release_lease(&msg.id, &self.holder) {
+            tracing::warn!(account = %msg.id, %error, "poll lease not released; it expires by itself");
+        }
         self.states.remove(&msg.id);
         self.numbers.remove(&msg.id);
         self.metrics.forget_account(&msg.id);

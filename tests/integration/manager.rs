@@ -130,4 +130,13 @@ async fn test_accounts_added_removed_and_restored() {
     );
     let rows = Store::open(&db).unwrap().account_states().unwrap();
     assert!(rows.iter().any(|r| r.account_id == "main" && r.state == "CONNECTED"), "{rows:?}");
+    // While the first manager holds the account, a second process may not poll it (§7.1).
+    let first_holds = manager(&te, &Metrics::new(), Store::open(&db).unwrap());
+    let rival = manager(&te, &Metrics::new(), Store::open(&db).unwrap());
+    first_holds.send(add("lease", 20001, "pw")).await.unwrap().unwrap();
+    let refused = rival.send(add("lease", 20001, "pw")).await.unwrap().unwrap_err();
+    assert!(refused.contains("another qqbridge process"), "{refused}");
+    assert!(first_holds.send(RemoveAccount { id: "lease".into() }).await.unwrap());
+    rival.send(add("lease", 20001, "pw")).await.unwrap().unwrap();
+    assert!(rival.send(RemoveAccount { id: "lease".into() }).await.unwrap());
 }
