@@ -130,6 +130,7 @@ step "toolchain" rust_toolchain
 step "fmt" cargo fmt --all -- --check
 step "clippy" cargo clippy --all-targets -- -D warnings
 step "promtool" promtool_rules
+step "prometheus (real server, stalled poll fires QqPollStalled)" scripts/prometheus-test.sh
 step "test" cargo test --all-targets
 step "doctest" cargo test --doc
 step "fidelity (pandolia qqbot 2.3.11 against the emulator)" fidelity

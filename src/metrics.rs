@@ -314,6 +314,14 @@ impl Inner {
         )?;
         let git_sha = option_env!("QQBRIDGE_GIT_SHA").unwrap_or("unknown");
         set(&build_info, &[env!("CARGO_PKG_VERSION"), git_sha], 1);
+        // Zero series before the first event: every family is on /metrics from the start (the
+        // dashboard queries them) and `increase()` counts the first event too.
+        for poll_type in KNOWN_POLL_TYPES.iter().copied().chain(["unknown"]) {
+            let _ = inner.poll_events.get_metric_with_label_values(&[poll_type]);
+        }
+        for code in [Retcode::OK, Retcode::NO_EVENT] {
+            let _ = inner.poll_retcodes.get_metric_with_label_values(&[code.metric_label()]);
+        }
         register_process_collector(&r)?;
         Ok(inner)
     }
@@ -429,8 +437,11 @@ impl Metrics {
     }
 
     /// `account` is now in `state`: its series for `state` becomes 1, every other state's 0.
+    /// Also creates the account's disconnect, restart, send and queue series at zero if they are
+    /// missing (values already there are kept), so they exist before their first event.
     pub fn set_account_state(&self, account: &str, state: AccountStateLabel) {
         self.with(|m| {
+            zero_account_series(m, account);
             for other in AccountStateLabel::ALL {
                 let value = i64::from(*other == state);
                 set(&m.account_state, &[account, other.as_str()], value);
@@ -509,6 +520,23 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Creates `account`'s per-account counter and queue series at zero where they are missing.
+fn zero_account_series(m: &Inner, account: &str) {
+    let _ = m.send_queue.get_metric_with_label_values(&[account]);
+    for outcome in PollOutcome::ALL {
+        let _ = m.poll_requests.get_metric_with_label_values(&[account, outcome.as_str()]);
+    }
+    for reason in DisconnectReason::ALL {
+        let _ = m.account_disconnects.get_metric_with_label_values(&[account, reason.as_str()]);
+    }
+    for child in ActorChild::ALL {
+        let _ = m.actor_restarts.get_metric_with_label_values(&[account, child.as_str()]);
+    }
+    for outcome in SendOutcome::ALL {
+        let _ = m.sends.get_metric_with_label_values(&[account, outcome.as_str()]);
     }
 }
 

@@ -100,7 +100,11 @@ fn test_poll_type_labels_are_bounded() {
     }
     let text = m.encode();
     assert!(text.contains("qqbridge_poll_events_total{poll_type=\"unknown\"} 3\n"), "{text}");
-    assert_eq!(lines(&text, "qqbridge_poll_events_total{").len(), 5);
+    // Every known type plus `unknown` exists from the start (at zero); nothing else ever does.
+    assert_eq!(lines(&text, "qqbridge_poll_events_total{").len(), KNOWN_POLL_TYPES.len() + 1);
+    assert!(text.contains("qqbridge_poll_events_total{poll_type=\"tips\"} 1\n"), "{text}");
+    assert!(text.contains("qqbridge_poll_events_total{poll_type=\"shake_message\"} 0\n"));
+    assert!(!text.contains("red_packet"), "{text}");
 }
 
 #[test]
@@ -145,7 +149,9 @@ fn test_forget_account_removes_its_series_only() {
     m.forget_account("never-seen");
     let text = m.encode();
     assert!(!text.contains("account=\"gone\""), "{text}");
-    assert_eq!(lines(&text, "qqbridge_").iter().filter(|l| l.contains("\"kept\"")).count(), 17);
+    // 17 recorded series plus the zeros `set_account_state` adds (5 poll outcomes, 3 disconnect
+    // reasons, 2 children, 3 send outcomes).
+    assert_eq!(lines(&text, "qqbridge_").iter().filter(|l| l.contains("\"kept\"")).count(), 30);
     assert!(text.contains("qqbridge_poll_duration_seconds_count 2\n"), "{text}");
 }
 
@@ -271,4 +277,31 @@ async fn check_serve() {
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[test]
+fn test_every_family_is_exposed_before_its_first_event() {
+    let m = Metrics::new();
+    m.set_account_state("a1", AccountStateLabel::Connecting);
+    let text = m.encode();
+    for line in [
+        "qqbridge_account_disconnects_total{account=\"a1\",reason=\"kicked\"} 0",
+        "qqbridge_actor_restarts_total{account=\"a1\",child=\"poller\"} 0",
+        "qqbridge_sends_total{account=\"a1\",outcome=\"failed\"} 0",
+        "qqbridge_send_queue_messages{account=\"a1\"} 0",
+        "qqbridge_poll_requests_total{account=\"a1\",outcome=\"timeout\"} 0",
+        "qqbridge_poll_events_total{poll_type=\"unknown\"} 0",
+        "qqbridge_poll_retcodes_total{retcode=\"102\"} 0",
+    ] {
+        assert!(text.contains(&format!("\n{line}\n")), "{line}: {text}");
+    }
+    // A later state change keeps the values already counted.
+    m.disconnect("a1", DisconnectReason::Kicked);
+    m.set_queue_depth("a1", 3);
+    m.set_account_state("a1", AccountStateLabel::LoggedOut);
+    let text = m.encode();
+    assert!(
+        text.contains("\nqqbridge_account_disconnects_total{account=\"a1\",reason=\"kicked\"} 1\n")
+    );
+    assert!(text.contains("\nqqbridge_send_queue_messages{account=\"a1\"} 3\n"), "{text}");
 }
