@@ -140,3 +140,84 @@ async fn test_accounts_added_removed_and_restored() {
     rival.send(add("lease", 20001, "pw")).await.unwrap().unwrap();
     assert!(rival.send(RemoveAccount { id: "lease".into() }).await.unwrap());
 }
+
+fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+async fn wait_metric(metrics: &Metrics, series: &str, at_least: f64) {
+    for _ in 0..100 {
+        if metric_value(&metrics.encode(), series) >= at_least {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{series} never reached {at_least}:\n{}", metrics.encode());
+}
+
+#[actix::test]
+async fn test_faults_drive_states_restarts_and_metrics() {
+    let te = TestEmulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let manager = manager(&te, &metrics, Store::open(&dir.path().join("db.sqlite3")).unwrap());
+    manager.send(add("main", 10001, "password")).await.unwrap().unwrap();
+    wait_connected(&manager, &["main"]).await;
+
+    // Three 5xx polls: a failure streak with backoff, then back to CONNECTED.
+    te.fault(
+        json!({"endpoint": "poll2", "account": 10001, "count": 3, "kind": {"http_status": 500}}),
+    )
+    .await;
+    wait_metric(
+        &metrics,
+        r#"qqbridge_poll_requests_total{account="main",outcome="http_error"}"#,
+        3.0,
+    )
+    .await;
+    wait_connected(&manager, &["main"]).await;
+    assert_eq!(
+        metric_value(&metrics.encode(), r#"qqbridge_poll_consecutive_failures{account="main"}"#),
+        0.0
+    );
+
+    // 108: the session is gone; the poller hands over to a relink and is started again.
+    te.fault(json!({"endpoint": "poll2", "account": 10001, "count": 1, "kind": {"retcode": 108}}))
+        .await;
+    wait_metric(&metrics, r#"qqbridge_actor_restarts_total{account="main",child="poller"}"#, 1.0)
+        .await;
+    wait_metric(
+        &metrics,
+        r#"qqbridge_logins_total{account="main",method="relink",outcome="ok"}"#,
+        1.0,
+    )
+    .await;
+    wait_connected(&manager, &["main"]).await;
+
+    // A kick: LOGGED_OUT, counted as a kicked disconnect, never logged in again.
+    te.fault(json!({"endpoint": "poll2", "account": 10001, "count": 1, "kind": {"kick": true}}))
+        .await;
+    wait_metric(&metrics, r#"qqbridge_account_state{account="main",state="LOGGED_OUT"}"#, 1.0)
+        .await;
+    assert_eq!(
+        metric_value(
+            &metrics.encode(),
+            r#"qqbridge_account_disconnects_total{account="main",reason="kicked"}"#
+        ),
+        1.0
+    );
+    let logins = metric_value(
+        &metrics.encode(),
+        r#"qqbridge_logins_total{account="main",method="password",outcome="ok"}"#,
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        metric_value(
+            &metrics.encode(),
+            r#"qqbridge_logins_total{account="main",method="password",outcome="ok"}"#
+        ),
+        logins
+    );
+}
