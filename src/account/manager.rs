@@ -308,6 +308,12 @@ impl Handler<AccountEvent> for AccountManager {
                 }
                 self.metrics.set_consecutive_failures(&account, poll.consecutive_failures);
                 self.metrics.set_backoff(&account, poll.backoff);
+                if let Some(code) = poll.retcode {
+                    self.metrics.retcode(code);
+                }
+                for poll_type in &poll.poll_types {
+                    self.metrics.poll_event(poll_type);
+                }
             }
             AccountEvent::Send { account, report } => {
                 let outcome = match report.outcome {

@@ -12,6 +12,7 @@ use actix::prelude::*;
 use rand::Rng;
 
 use crate::account::poller::{Backoff, PollOutcome, PollStep, Poller, StopReason};
+use crate::webqq::api::poll2::PollAnswer;
 use crate::webqq::client::WebQqClient;
 use crate::webqq::event::PollEvent;
 
@@ -37,6 +38,10 @@ pub struct PollFinished {
     pub consecutive_failures: u32,
     /// The delay before the next poll.
     pub backoff: Duration,
+    /// The retcode the server answered, if any (`qqbridge_poll_retcodes_total`).
+    pub retcode: Option<i64>,
+    /// The poll types of the events it carried (`qqbridge_poll_events_total`).
+    pub poll_types: Vec<&'static str>,
 }
 
 /// Event: the session needs a relink (or a full login). Sent by `PollerActor`, which then stops.
@@ -94,6 +99,17 @@ impl PollerActor {
         // session at a time (protocol §7.1), and events leave in poll order.
         ctx.wait(async move { client.poll().await }.into_actor(self).map(
             move |answer, act, ctx| {
+                let retcode = match &answer {
+                    Ok(_) => Some(0),
+                    Err(error) => error.retcode().map(|r| r.0),
+                };
+                let poll_types = match &answer {
+                    Ok(PollAnswer::Events(events)) => events
+                        .iter()
+                        .map(|e| crate::metrics::poll_type_label(e.poll_type()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 let jitter = rand::rng().random::<f64>();
                 let (step, outcome) = act.poller.on_answer(answer, jitter);
                 let backoff = match &step {
@@ -105,6 +121,8 @@ impl PollerActor {
                     duration: started.elapsed(),
                     consecutive_failures: act.poller.consecutive_failures(),
                     backoff,
+                    retcode,
+                    poll_types,
                 });
                 act.carry_out(step, ctx);
             },
