@@ -425,23 +425,10 @@ fn read_line() -> anyhow::Result<String> {
 fn save_session(client: &WebQqClient, path: &Path) -> anyhow::Result<()> {
     let session = client.session().context("no session to save")?;
     let json = serde_json::to_string_pretty(&session)?;
-    write_private(path, json.as_bytes())
+    qqbridge::store::write_private(path, json.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     println!("session saved to {}", path.display());
     Ok(())
-}
-
-/// Writes a file readable by its owner only (RELIABILITY.md §2: sessions at rest).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
 }
 
 fn restore(config: ClientConfig, path: &Path) -> anyhow::Result<WebQqClient> {

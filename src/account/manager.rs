@@ -286,7 +286,7 @@ impl Handler<AccountEvent> for AccountManager {
                     .map(std::path::Path::to_path_buf)
                     .unwrap_or_default();
                 let path = dir.join(format!("{account}-qr.png"));
-                match write_private(&path, &png) {
+                match crate::store::write_private(&path, &png) {
                     Ok(()) => {
                         tracing::info!(%account, path = %path.display(), "QR code waiting to be scanned")
                     }
@@ -349,17 +349,4 @@ fn state_label(state: AccountState) -> metrics::AccountStateLabel {
         AccountState::WaitingForQr => L::WaitingForQr,
         AccountState::WaitingForCaptcha => L::WaitingForCaptcha,
     }
-}
-
-/// Writes a file readable by its owner only.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
 }

@@ -61,3 +61,19 @@ pub struct AccountStateRow {
     /// When the state was recorded, Unix seconds.
     pub updated_at: u64,
 }
+
+/// Writes a file readable by its owner only (RELIABILITY.md §2, secrets at rest): stored
+/// sessions of the `qq` commands, QR images waiting to be scanned.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(sqlite::FILE_MODE)
+        .open(path)?;
+    // An existing file keeps its mode on open; tighten it as well.
+    file.set_permissions(std::fs::Permissions::from_mode(sqlite::FILE_MODE))?;
+    file.write_all(bytes)
+}
