@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use reqwest::cookie::CookieStore as _;
 use reqwest::header::{
-    CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, ORIGIN, REFERER, USER_AGENT,
+    CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, LOCATION, ORIGIN, REFERER, SET_COOKIE, USER_AGENT,
 };
 
 use crate::webqq::api::{Endpoint, HostKind, Method, RawAnswer};
@@ -46,6 +47,9 @@ pub struct ClientConfig {
     pub poll_timeout: Duration,
     /// Every other call's timeout.
     pub request_timeout: Duration,
+    /// The HTTP client (connection pool, TLS roots) shared by every `WebQqClient` made from
+    /// clones of this configuration: a process with thousands of accounts builds it once.
+    pub shared: SharedHttp,
 }
 
 impl Default for ClientConfig {
@@ -55,8 +59,53 @@ impl Default for ClientConfig {
             extra_root_ca_pem: None,
             poll_timeout: POLL_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
+            shared: SharedHttp::default(),
         }
     }
+}
+
+/// One HTTP client built on first use and shared by every clone of a [`ClientConfig`].
+///
+/// Cookies are not kept in it: each `WebQqClient` sends its own jar's `Cookie` header and stores
+/// the `Set-Cookie` headers it receives, so accounts never see each other's cookies.
+#[derive(Clone, Default)]
+pub struct SharedHttp(Arc<Mutex<Option<reqwest::Client>>>);
+
+impl std::fmt::Debug for SharedHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedHttp")
+    }
+}
+
+impl SharedHttp {
+    fn get_or_build(&self, config: &ClientConfig) -> Result<reqwest::Client, Error> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = build_http(config)?;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+}
+
+fn build_http(config: &ClientConfig) -> Result<reqwest::Client, Error> {
+    let mut headers = HeaderMap::new();
+    headers.insert(USER_AGENT, HeaderValue::from_static(hosts::USER_AGENT));
+    let mut builder = reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(90));
+    for (host, addr) in &config.resolve {
+        builder = builder.resolve(host, *addr);
+    }
+    if let Some(pem) = &config.extra_root_ca_pem {
+        let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+            .map_err(|e| Error::Config(format!("extra CA certificate: {e}")))?;
+        builder = builder.tls_certs_merge([cert]);
+    }
+    builder.build().map_err(|e| Error::Config(format!("http client: {e}")))
 }
 
 impl ClientConfig {
@@ -144,23 +193,7 @@ impl WebQqClient {
 
     fn with_jar(config: ClientConfig, jar: CookieJar) -> Result<Self, Error> {
         let jar = Arc::new(jar);
-        let mut headers = HeaderMap::new();
-        headers.insert(USER_AGENT, HeaderValue::from_static(hosts::USER_AGENT));
-        let mut builder = reqwest::Client::builder()
-            .default_headers(headers)
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(90));
-        for (host, addr) in &config.resolve {
-            builder = builder.resolve(host, *addr);
-        }
-        if let Some(pem) = &config.extra_root_ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| Error::Config(format!("extra CA certificate: {e}")))?;
-            builder = builder.tls_certs_merge([cert]);
-        }
-        let http = builder.build().map_err(|e| Error::Config(format!("http client: {e}")))?;
+        let http = config.shared.get_or_build(&config)?;
         let now_ms = unix_now().saturating_mul(1000);
         Ok(WebQqClient {
             http,
@@ -309,7 +342,15 @@ impl WebQqClient {
         cap: usize,
         decode: impl FnOnce(&RawAnswer<'_>) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut response = builder.send().await.map_err(|e| Error::network(endpoint, e))?;
+        let mut request = builder.build().map_err(|e| Error::network(endpoint, e))?;
+        let url = request.url().clone();
+        if let Some(cookies) = self.jar.cookies(&url) {
+            request.headers_mut().insert(COOKIE, cookies);
+        }
+        let mut response =
+            self.http.execute(request).await.map_err(|e| Error::network(endpoint, e))?;
+        // Cookies are read from every hop, redirects included (protocol §7.7).
+        self.jar.set_cookies(&mut response.headers().get_all(SET_COOKIE).iter(), &url);
         let status = response.status().as_u16();
         let header = |name| {
             response

@@ -351,3 +351,39 @@ async fn test_msg_ids_keep_increasing_across_a_restore() {
     assert_eq!(ids.len(), 2);
     assert!(ids[1] > ids[0], "{ids:?}");
 }
+
+#[tokio::test]
+async fn test_clients_sharing_one_http_client_keep_their_own_cookies() {
+    let te = TestEmulator::start().await;
+    te.control(
+        "accounts",
+        json!({"qq": 20001, "password": "pw", "nick": "second", "captcha": false}),
+    )
+    .await;
+    let config = te.client_config();
+    let mut clients = Vec::new();
+    for (qq, password) in [(ME, "password"), (20001, "pw")] {
+        let client = WebQqClient::new(config.clone()).unwrap();
+        let secret = Secret::new(password.to_owned());
+        let PasswordStart::Ready(login) =
+            PasswordLogin::start(&client, QqNumber::new(qq), &secret).await.unwrap()
+        else {
+            panic!("no captcha expected")
+        };
+        login.submit(&client, None).await.unwrap();
+        clients.push(client);
+    }
+    let skeys: Vec<Option<String>> =
+        clients.iter().map(|c| c.cookies().get("skey", "qq.com")).collect();
+    assert!(skeys[0].is_some() && skeys[0] != skeys[1], "{skeys:?}");
+    // Each session still works on the shared connection pool: both receive their own message.
+    te.post_message(ME, "friend", ALICE, "for the first", json!({})).await;
+    te.post_message(20001, "friend", ME, "for the second", json!({})).await;
+    for (client, text) in clients.iter().zip(["for the first", "for the second"]) {
+        let events = poll_events(client, 5).await;
+        assert!(
+            matches!(&events[0], PollEvent::Message(m) if m.content.plain_text().contains(text)),
+            "{events:?}"
+        );
+    }
+}
