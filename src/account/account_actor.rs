@@ -287,10 +287,12 @@ impl AccountActor {
 
     fn login_failed(&mut self, error: &LoginError, ctx: &mut Context<Self>) {
         let transient = matches!(error, LoginError::Webqq(e) if e.is_transient());
-        if transient && self.relogins < self.settings.max_relogins {
-            self.relogins += 1;
+        if transient {
+            // Network trouble is not a credentials problem: keep retrying with capped, jittered
+            // backoff (the bench showed 10k simultaneous logins misread as BAD_CREDENTIALS).
+            self.relogins = self.relogins.saturating_add(1);
             self.signal(Signal::TransientFailure, Some(error.to_string()));
-            let delay = self.settings.backoff.delay(self.relogins, 1.0);
+            let delay = self.settings.backoff.delay(self.relogins, rand::random::<f64>());
             ctx.run_later(delay, |act, ctx| act.connect(ctx));
         } else {
             self.signal(Signal::CredentialsRejected, Some(error.to_string()));
