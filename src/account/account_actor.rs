@@ -9,7 +9,6 @@
 //! manager that keeps metrics and the store) about states, sessions, polls, sends and QR codes.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -528,6 +527,3 @@ impl Handler<StopAccount> for AccountActor {
         ctx.stop();
     }
 }
-
-/// How long an account waits between its own QR-code checks (re-exported for drivers).
-pub const QR_CHECK_INTERVAL: Duration = crate::account::login_actor::QR_POLL_INTERVAL;

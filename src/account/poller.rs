@@ -203,11 +203,6 @@ impl Poller {
             PollStep::Repoll
         }
     }
-
-    /// Whether the last decisions came from a streak of unexplained retcodes (UNKNOWN_ERROR).
-    pub fn in_unknown_streak(&self) -> bool {
-        self.unknown_in_a_row > 0
-    }
 }
 
 #[cfg(test)]
