@@ -5,11 +5,13 @@
 //! - [`emulator`]: a faithful WebQQ service built on `webqq`'s wire types, for demo, tests and
 //!   benchmarks.
 //! - [`account`]: one supervised actor tree per QQ account, and the manager of many.
+//! - [`matrix`]: the Matrix side (appservice server and client), no QQ.
 //! - [`config`], [`store`], [`metrics`]: `bridge.yaml`, SQLite persistence, Prometheus.
 
 pub mod account;
 pub mod config;
 pub mod emulator;
+pub mod matrix;
 pub mod metrics;
 pub mod store;
 pub mod terminal;
