@@ -3,17 +3,18 @@
 //!
 //! Callers never spell a metric name or a label value: enums and bounded mappings do.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use prometheus::{
     Encoder as _, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TEXT_FORMAT, TextEncoder,
+    TextEncoder,
 };
 
 use crate::webqq::retcode::Retcode;
+
+mod http;
+pub use http::serve;
 
 /// `qqbridge_poll_duration_seconds` buckets: idle polls sit at the server's hold time (≈ 60 s,
 /// protocol §2.3) and clients time out at 70–120 s (protocol §7.1), hence the top end.
@@ -449,6 +450,13 @@ impl Metrics {
         });
     }
 
+    /// Sets `account`'s series for `state` to `count` alone (no one-hot): with
+    /// `metrics.per_account: false` the manager exports how many accounts are in each state under
+    /// one aggregate `account` label.
+    pub fn set_account_state_count(&self, account: &str, state: AccountStateLabel, count: usize) {
+        self.with(|m| set(&m.account_state, &[account, state.as_str()], to_i64(count)));
+    }
+
     /// A session of `account` ended for `reason`.
     pub fn disconnect(&self, account: &str, reason: DisconnectReason) {
         self.with(|m| inc(&m.account_disconnects, &[account, reason.as_str()]));
@@ -551,48 +559,6 @@ fn inc(vec: &IntCounterVec, labels: &[&str]) {
 fn set(vec: &IntGaugeVec, labels: &[&str], value: i64) {
     if let Ok(gauge) = vec.get_metric_with_label_values(labels) {
         gauge.set(value);
-    }
-}
-
-async fn metrics_page(metrics: web::Data<Metrics>) -> HttpResponse {
-    HttpResponse::Ok().content_type(TEXT_FORMAT).body(metrics.encode())
-}
-
-async fn live() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok\n")
-}
-
-/// Serves `GET /metrics` (text exposition, `text/plain; version=0.0.4`) and `GET /health/live`
-/// (200 `ok`) on the already-bound `listener` until `shutdown` resolves, then stops gracefully
-/// (in-flight scrapes finish, at most 5 s). Runs its own
-/// worker thread; may be awaited on an actix system or a plain tokio runtime. Every other path or
-/// method gets 404. Errors only if the listener cannot be used or the server fails.
-pub async fn serve(
-    listener: std::net::TcpListener,
-    metrics: Metrics,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let data = web::Data::new(metrics);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/metrics", web::get().to(metrics_page))
-            .route("/health/live", web::get().to(live))
-    })
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(5)
-    .listen(listener)?
-    .run();
-    let handle = server.handle();
-    let mut server = std::pin::pin!(server);
-    tokio::select! {
-        result = &mut server => result,
-        () = shutdown => {
-            // The server future itself answers the stop command, so it must be polled meanwhile.
-            let ((), result) = tokio::join!(handle.stop(true), server);
-            result
-        }
     }
 }
 

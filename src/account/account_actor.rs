@@ -13,143 +13,23 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::account::login_actor::{
-    LoginActor, LoginError, LoginWithPassword, LoginWithQr, QrCodeIssued, Relink, Restore,
+    CaptchaIssued, LoginActor, LoginError, LoginWithPassword, LoginWithQr, QrCodeIssued, Relink,
+    Restore,
 };
-use crate::account::poller::{Backoff, StopReason};
+pub use crate::account::messages::{
+    AccountEvent, AccountSettings, Child, Credentials, Disconnect, GetAccountState, LoginMethod,
+    SolveCaptcha, StopAccount,
+};
+use crate::account::poller::StopReason;
 use crate::account::poller_actor::{
     PollFinished, PollerActor, PollerNeedsRelink, PollerReports, PollerStopped, QqEventsReceived,
 };
-use crate::account::send_queue::SendPolicy;
 use crate::account::sender_actor::{QueueMessage, SendReport, SenderActor};
 use crate::account::state::{self, AccountState, Signal};
-use crate::webqq::client::{ClientConfig, WebQqClient};
+use crate::webqq::client::WebQqClient;
 use crate::webqq::directory::Directory;
 use crate::webqq::retcode::Action;
 use crate::webqq::session::Session;
-use crate::webqq::{QqNumber, Secret};
-
-/// How an account may log in without a stored session.
-#[derive(Clone, Debug)]
-pub enum Credentials {
-    /// Password login (captcha accounts need a person).
-    Password(Secret<String>),
-    /// QR login: the code goes to the observer for a person to scan.
-    Qr,
-    /// Only restore a stored session; anything else needs a person.
-    SessionOnly,
-}
-
-/// Everything an account actor needs to know.
-#[derive(Clone, Debug)]
-pub struct AccountSettings {
-    /// Short id for logs and metrics.
-    pub id: String,
-    /// The QQ number.
-    pub qq: QqNumber,
-    /// How to log in without a stored session.
-    pub credentials: Credentials,
-    /// How to reach QQ.
-    pub client: ClientConfig,
-    /// Poll backoff bounds.
-    pub backoff: Backoff,
-    /// Sender pacing and retries.
-    pub send: SendPolicy,
-    /// Full logins tried in a row after relinks fail.
-    pub max_relogins: u32,
-}
-
-/// Which child a restart was of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Child {
-    /// The login actor.
-    Login,
-    /// The poller.
-    Poller,
-    /// The sender.
-    Sender,
-}
-
-/// How a login was made, for the login funnel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoginMethod {
-    /// A stored session was restored and relinked.
-    Restore,
-    /// The live session was relinked.
-    Relink,
-    /// A password login.
-    Password,
-    /// A QR login.
-    Qr,
-}
-
-/// Event: what happened to an account, for its observer. Sent by `AccountActor`.
-#[derive(Message, Clone, Debug)]
-#[rtype(result = "()")]
-pub enum AccountEvent {
-    /// The state changed.
-    StateChanged {
-        /// The account id.
-        account: String,
-        /// The new state.
-        state: AccountState,
-        /// Why, in words a person understands.
-        reason: Option<String>,
-    },
-    /// A session is open: store it for the next restart.
-    SessionSaved {
-        /// The account id.
-        account: String,
-        /// The session (secrets inside).
-        session: Box<Session>,
-    },
-    /// A login attempt ended.
-    LoginFinished {
-        /// The account id.
-        account: String,
-        /// How.
-        method: LoginMethod,
-        /// Whether it worked.
-        ok: bool,
-    },
-    /// A QR code waits to be scanned.
-    QrCode {
-        /// The account id.
-        account: String,
-        /// The PNG.
-        png: Vec<u8>,
-    },
-    /// A poll finished.
-    Poll {
-        /// The account id.
-        account: String,
-        /// What happened.
-        poll: Arc<PollFinished>,
-    },
-    /// A queued message has an outcome.
-    Send {
-        /// The account id.
-        account: String,
-        /// What happened.
-        report: SendReport,
-    },
-    /// A child was started again.
-    ChildRestarted {
-        /// The account id.
-        account: String,
-        /// Which.
-        child: Child,
-    },
-}
-
-/// Query: the account's state and the reason for it. Answered by `AccountActor`.
-#[derive(Message)]
-#[rtype(result = "(AccountState, Option<String>)")]
-pub struct GetAccountState;
-
-/// Command: stop the account (children first). Its session stays stored for the next start.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopAccount;
 
 /// One QQ account.
 pub struct AccountActor {
@@ -162,6 +42,7 @@ pub struct AccountActor {
     poller: Option<Addr<PollerActor>>,
     sender: Option<Addr<SenderActor>>,
     pending: Vec<QueueMessage>,
+    captcha: Option<tokio::sync::oneshot::Sender<String>>,
     relogins: u32,
     relinked_after_kick: bool,
     pollers_started: u32,
@@ -188,6 +69,7 @@ impl AccountActor {
             poller: None,
             sender: None,
             pending: Vec::new(),
+            captcha: None,
             relogins: 0,
             relinked_after_kick: false,
             pollers_started: 0,
@@ -210,8 +92,16 @@ impl AccountActor {
         }
     }
 
+    /// The login child, started when a login begins and dropped once the session is open (an
+    /// idle account keeps only its poller and sender).
     fn login_actor(&mut self) -> Addr<LoginActor> {
-        self.login.get_or_insert_with(|| LoginActor.start()).clone()
+        let permits = &self.settings.login_permits;
+        self.login.get_or_insert_with(|| LoginActor::new(permits.clone()).start()).clone()
+    }
+
+    fn report_disconnect(&self, reason: Disconnect) {
+        self.observer
+            .do_send(AccountEvent::Disconnected { account: self.settings.id.clone(), reason });
     }
 
     fn report_login(&self, method: LoginMethod, ok: bool) {
@@ -250,7 +140,12 @@ impl AccountActor {
         let login = self.login_actor();
         let (method, request) = match self.settings.credentials.clone() {
             Credentials::Password(password) => {
-                let msg = LoginWithPassword { config, qq: self.settings.qq, password };
+                let msg = LoginWithPassword {
+                    config,
+                    qq: self.settings.qq,
+                    password,
+                    captchas: ctx.address().recipient(),
+                };
                 (
                     LoginMethod::Password,
                     futures_util::FutureExt::boxed_local(async move { login.send(msg).await }),
@@ -272,7 +167,9 @@ impl AccountActor {
                 return;
             }
         };
-        ctx.wait(request.into_actor(self).map(move |answer, act, ctx| match flatten(answer) {
+        // Spawned, not awaited with `ctx.wait`: a full login may wait for a person, and the
+        // captcha and QR images it produces arrive here as messages meanwhile.
+        ctx.spawn(request.into_actor(self).map(move |answer, act, ctx| match flatten(answer) {
             Ok(client) => {
                 act.report_login(method, true);
                 act.logged_in(client, ctx);
@@ -293,6 +190,14 @@ impl AccountActor {
             self.signal(Signal::TransientFailure, Some(error.to_string()));
             let delay = self.settings.backoff.delay(self.relogins, rand::random::<f64>());
             ctx.run_later(delay, |act, ctx| act.connect(ctx));
+        } else if matches!(error, LoginError::Webqq(e) if e.action() == Action::Relogin)
+            && self.relogins < self.settings.max_relogins
+        {
+            // A wrong captcha text or a stale login page (ptlogin codes 4, 5, 7, 24): the flow
+            // starts again from check, with a new captcha if one is needed.
+            self.relogins += 1;
+            self.signal(Signal::LoginStarted, Some(error.to_string()));
+            self.full_login(ctx);
         } else {
             self.signal(Signal::CredentialsRejected, Some(error.to_string()));
         }
@@ -300,6 +205,8 @@ impl AccountActor {
 
     fn logged_in(&mut self, client: Arc<WebQqClient>, ctx: &mut Context<Self>) {
         self.relogins = 0;
+        self.login = None;
+        self.captcha = None;
         self.client = Some(client.clone());
         if let Some(session) = client.session() {
             self.observer.do_send(AccountEvent::SessionSaved {
@@ -389,6 +296,9 @@ impl Handler<PollFinished> for AccountActor {
         match msg.outcome {
             PollOutcome::Ok | PollOutcome::Empty => self.signal(Signal::PollOk, None),
             PollOutcome::HttpError | PollOutcome::Timeout | PollOutcome::DecodeError => {
+                if self.state == AccountState::Connected {
+                    self.report_disconnect(Disconnect::Network);
+                }
                 self.signal(
                     Signal::TransientFailure,
                     Some(format!("{} polls failed in a row", msg.consecutive_failures)),
@@ -411,6 +321,7 @@ impl Handler<PollerNeedsRelink> for AccountActor {
             // kick means another client holds the account, and fighting it would kick it in turn.
             if self.relinked_after_kick {
                 self.sender = None;
+                self.report_disconnect(Disconnect::Kicked);
                 self.signal(
                     Signal::Kicked,
                     Some("logged in elsewhere; log in again to resume".into()),
@@ -419,6 +330,7 @@ impl Handler<PollerNeedsRelink> for AccountActor {
             }
             self.relinked_after_kick = true;
         }
+        self.report_disconnect(Disconnect::SessionExpired);
         self.signal(Signal::SessionLost, Some("the session was dropped; relinking".into()));
         let Some(client) = self.client.clone() else {
             self.full_login(ctx);
@@ -439,6 +351,7 @@ impl Handler<PollerNeedsRelink> for AccountActor {
                 Err(error) => {
                     act.report_login(LoginMethod::Relink, false);
                     if matches!(&error, LoginError::Webqq(e) if e.action() == Action::LoggedInElsewhere) {
+                        act.report_disconnect(Disconnect::Kicked);
                         act.signal(Signal::Kicked, Some("logged in elsewhere".into()));
                     } else if act.relogins >= act.settings.max_relogins {
                         act.signal(Signal::CredentialsRejected, Some(format!("relink failed: {error}")));
@@ -460,6 +373,7 @@ impl Handler<PollerStopped> for AccountActor {
         match msg.reason {
             StopReason::Kicked => {
                 self.sender = None;
+                self.report_disconnect(Disconnect::Kicked);
                 self.signal(
                     Signal::Kicked,
                     Some("logged in elsewhere; log in again to resume".into()),
@@ -479,6 +393,30 @@ impl Handler<QrCodeIssued> for AccountActor {
         self.signal(Signal::QrIssued, Some("scan the QR code with QQ".into()));
         self.observer
             .do_send(AccountEvent::QrCode { account: self.settings.id.clone(), png: msg.png });
+    }
+}
+
+impl Handler<CaptchaIssued> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CaptchaIssued, _: &mut Context<Self>) {
+        self.captcha = Some(msg.answer);
+        self.signal(Signal::CaptchaIssued, Some("type the captcha text".into()));
+        self.observer
+            .do_send(AccountEvent::Captcha { account: self.settings.id.clone(), image: msg.image });
+    }
+}
+
+impl Handler<SolveCaptcha> for AccountActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: SolveCaptcha, _: &mut Context<Self>) -> bool {
+        let Some(answer) = self.captcha.take() else { return false };
+        if answer.send(msg.text).is_err() {
+            return false;
+        }
+        self.signal(Signal::LoginStarted, None);
+        true
     }
 }
 

@@ -15,7 +15,8 @@ use actix::prelude::*;
 use rand::Rng;
 
 use crate::account::account_actor::{
-    AccountActor, AccountEvent, AccountSettings, Child, Credentials, LoginMethod, StopAccount,
+    AccountActor, AccountEvent, AccountSettings, Child, Credentials, Disconnect, LoginMethod,
+    SolveCaptcha, StopAccount,
 };
 use crate::account::poller::{Backoff, PollOutcome};
 use crate::account::poller_actor::QqEventsReceived;
@@ -46,7 +47,16 @@ pub struct ManagerSettings {
     pub max_relogins: u32,
     /// Arbiters (threads) to spread accounts over.
     pub arbiters: usize,
+    /// Logins, restores and relinks doing network work at once, over all accounts
+    /// (`runtime.restore_concurrency`).
+    pub login_concurrency: usize,
+    /// Label metrics with each account's id (`metrics.per_account`); when off, every account
+    /// counts under [`ALL_ACCOUNTS`] and per-account gauges are not exported.
+    pub per_account: bool,
 }
+
+/// The `account` label of every series when `metrics.per_account` is off.
+pub const ALL_ACCOUNTS: &str = "all";
 
 /// Command: start an account. Answers an error when the id is taken. Sent by `run` at start and
 /// by whoever adds accounts at run time.
@@ -84,6 +94,17 @@ pub struct SendVia {
     pub message: QueueMessage,
 }
 
+/// Command: the captcha text for an account waiting in WAITING_FOR_CAPTCHA. Answers whether the
+/// account was waiting for one.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct AnswerCaptcha {
+    /// The account id.
+    pub account: String,
+    /// What the person read in the image.
+    pub text: String,
+}
+
 /// Many accounts.
 pub struct AccountManager {
     settings: ManagerSettings,
@@ -96,6 +117,9 @@ pub struct AccountManager {
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
     holder: String,
+    login_permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Accounts per state (in `AccountState::ALL` order), for `metrics.per_account: false`.
+    state_counts: [usize; AccountState::ALL.len()],
 }
 
 impl AccountManager {
@@ -107,7 +131,6 @@ impl AccountManager {
         events: Recipient<QqEventsReceived>,
     ) -> Self {
         AccountManager {
-            settings,
             metrics,
             store,
             events,
@@ -116,7 +139,12 @@ impl AccountManager {
             numbers: BTreeMap::new(),
             arbiters: Vec::new(),
             next_arbiter: 0,
+            state_counts: [0; AccountState::ALL.len()],
+            login_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                settings.login_concurrency.max(1),
+            )),
             holder: format!("pid{}-{:08x}", std::process::id(), rand::rng().random::<u32>()),
+            settings,
         }
     }
 
@@ -180,6 +208,7 @@ impl Handler<AddAccount> for AccountManager {
             backoff: self.settings.backoff,
             send: self.settings.send,
             max_relogins: self.settings.max_relogins,
+            login_permits: self.login_permits.clone(),
         };
         let events = self.events.clone();
         let observer = ctx.address().recipient();
@@ -187,7 +216,7 @@ impl Handler<AddAccount> for AccountManager {
         let account = AccountActor::start_in_arbiter(&arbiter, move |_| {
             AccountActor::new(settings, stored, events, observer)
         });
-        self.metrics.set_account_state(&msg.id, metrics::AccountStateLabel::Connecting);
+        self.export_state(&msg.id, None, Some(AccountState::Connecting));
         self.states.insert(msg.id.clone(), (AccountState::Connecting, None));
         self.numbers.insert(msg.id.clone(), msg.qq);
         self.accounts.insert(msg.id, account);
@@ -206,7 +235,9 @@ impl Handler<RemoveAccount> for AccountManager {
         if let Err(error) = self.store.release_lease(&msg.id, &self.holder) {
             tracing::warn!(account = %msg.id, %error, "poll lease not released; it expires by itself");
         }
-        self.states.remove(&msg.id);
+        if let Some((state, _)) = self.states.remove(&msg.id) {
+            self.export_state(&msg.id, Some(state), None);
+        }
         self.numbers.remove(&msg.id);
         self.metrics.forget_account(&msg.id);
         true
@@ -238,16 +269,30 @@ impl Handler<SendVia> for AccountManager {
     }
 }
 
+impl Handler<AnswerCaptcha> for AccountManager {
+    type Result = ResponseFuture<bool>;
+
+    fn handle(&mut self, msg: AnswerCaptcha, _: &mut Context<Self>) -> Self::Result {
+        let account = self.accounts.get(&msg.account).cloned();
+        Box::pin(async move {
+            match account {
+                Some(account) => {
+                    account.send(SolveCaptcha { text: msg.text }).await.unwrap_or(false)
+                }
+                None => false,
+            }
+        })
+    }
+}
+
 impl Handler<AccountEvent> for AccountManager {
     type Result = ();
 
     fn handle(&mut self, event: AccountEvent, _: &mut Context<Self>) {
         match event {
             AccountEvent::StateChanged { account, state, reason } => {
-                self.metrics.set_account_state(&account, state_label(state));
-                if state == AccountState::LoggedOut {
-                    self.metrics.disconnect(&account, metrics::DisconnectReason::Kicked);
-                }
+                let before = self.states.get(&account).map(|(state, _)| *state);
+                self.export_state(&account, before, Some(state));
                 if let Some(qq) = self.numbers.get(&account)
                     && let Err(error) = self.store.set_account_state(
                         &account,
@@ -274,24 +319,26 @@ impl Handler<AccountEvent> for AccountManager {
                 };
                 let outcome =
                     if ok { metrics::LoginOutcome::Ok } else { metrics::LoginOutcome::Error };
-                self.metrics.login(&account, method, outcome);
+                self.metrics.login(self.label(&account), method, outcome);
             }
             AccountEvent::QrCode { account, png } => {
-                // Whoever drives the login (the operator, until the Matrix bot does it) finds the
-                // image beside the store, readable by the owner only.
-                let dir = self
-                    .store
-                    .path()
-                    .parent()
-                    .map(std::path::Path::to_path_buf)
-                    .unwrap_or_default();
-                let path = dir.join(format!("{account}-qr.png"));
-                match crate::store::write_private(&path, &png) {
-                    Ok(()) => {
-                        tracing::info!(%account, path = %path.display(), "QR code waiting to be scanned")
-                    }
-                    Err(error) => tracing::warn!(%account, %error, "QR code could not be written"),
-                }
+                self.hand_to_person(&account, "qr.png", &png, "QR code waiting to be scanned");
+            }
+            AccountEvent::Captcha { account, image } => {
+                self.hand_to_person(
+                    &account,
+                    "captcha.jpg",
+                    &image,
+                    "captcha waiting: type `captcha <account> <text>` on the bridge's input",
+                );
+            }
+            AccountEvent::Disconnected { account, reason } => {
+                let reason = match reason {
+                    Disconnect::Network => metrics::DisconnectReason::Network,
+                    Disconnect::SessionExpired => metrics::DisconnectReason::SessionExpired,
+                    Disconnect::Kicked => metrics::DisconnectReason::Kicked,
+                };
+                self.metrics.disconnect(self.label(&account), reason);
             }
             AccountEvent::Poll { account, poll } => {
                 let outcome = match poll.outcome {
@@ -302,12 +349,15 @@ impl Handler<AccountEvent> for AccountManager {
                     PollOutcome::DecodeError => metrics::PollOutcome::DecodeError,
                     PollOutcome::Retcode => metrics::PollOutcome::Retcode,
                 };
-                self.metrics.poll_finished(&account, outcome, poll.duration);
-                if matches!(poll.outcome, PollOutcome::Ok | PollOutcome::Empty) {
-                    self.metrics.poll_succeeded_at(&account, crate::webqq::session::unix_now());
+                self.metrics.poll_finished(self.label(&account), outcome, poll.duration);
+                if self.settings.per_account {
+                    if matches!(poll.outcome, PollOutcome::Ok | PollOutcome::Empty) {
+                        let now = crate::webqq::session::unix_now();
+                        self.metrics.poll_succeeded_at(&account, now);
+                    }
+                    self.metrics.set_consecutive_failures(&account, poll.consecutive_failures);
+                    self.metrics.set_backoff(&account, poll.backoff);
                 }
-                self.metrics.set_consecutive_failures(&account, poll.consecutive_failures);
-                self.metrics.set_backoff(&account, poll.backoff);
                 if let Some(code) = poll.retcode {
                     self.metrics.retcode(code);
                 }
@@ -322,8 +372,10 @@ impl Handler<AccountEvent> for AccountManager {
                     SendOutcome::Uncertain { .. } => metrics::SendOutcome::Uncertain,
                     SendOutcome::Failed { .. } => metrics::SendOutcome::Failed,
                 };
-                self.metrics.send_finished(&account, outcome, report.duration);
-                self.metrics.set_queue_depth(&account, report.depth);
+                self.metrics.send_finished(self.label(&account), outcome, report.duration);
+                if self.settings.per_account {
+                    self.metrics.set_queue_depth(&account, report.depth);
+                }
             }
             AccountEvent::ChildRestarted { account, child } => {
                 let child = match child {
@@ -331,8 +383,52 @@ impl Handler<AccountEvent> for AccountManager {
                     Child::Poller => metrics::ActorChild::Poller,
                     Child::Sender => metrics::ActorChild::Sender,
                 };
-                self.metrics.restart(&account, child);
+                self.metrics.restart(self.label(&account), child);
             }
+        }
+    }
+}
+
+impl AccountManager {
+    /// The `account` label for `account`'s series.
+    fn label<'a>(&self, account: &'a str) -> &'a str {
+        if self.settings.per_account { account } else { ALL_ACCOUNTS }
+    }
+
+    /// Exports `account`'s move from `before` to `now` (`None`: added or removed): one-hot per
+    /// account, or the number of accounts in each state under [`ALL_ACCOUNTS`].
+    fn export_state(
+        &mut self,
+        account: &str,
+        before: Option<AccountState>,
+        now: Option<AccountState>,
+    ) {
+        if self.settings.per_account {
+            if let Some(now) = now {
+                self.metrics.set_account_state(account, state_label(now));
+            }
+            return;
+        }
+        let index = |state: AccountState| AccountState::ALL.iter().position(|s| *s == state);
+        for (state, up) in before.map(|s| (s, false)).into_iter().chain(now.map(|s| (s, true))) {
+            let Some(count) = index(state).and_then(|i| self.state_counts.get_mut(i)) else {
+                continue;
+            };
+            *count = if up { count.saturating_add(1) } else { count.saturating_sub(1) };
+            let count = *count;
+            self.metrics.set_account_state_count(ALL_ACCOUNTS, state_label(state), count);
+        }
+    }
+
+    /// Writes an image a person must act on (QR code, captcha) beside the store, readable by the
+    /// owner only: whoever drives the login (the operator, until the Matrix bot does it) finds it
+    /// there.
+    fn hand_to_person(&self, account: &str, suffix: &str, bytes: &[u8], what: &str) {
+        let dir = self.store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        let path = dir.join(format!("{account}-{suffix}"));
+        match crate::store::write_private(&path, bytes) {
+            Ok(()) => tracing::info!(%account, path = %path.display(), "{what}"),
+            Err(error) => tracing::warn!(%account, %error, "image for the login not written"),
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod account_actor;
 pub mod login_actor;
 pub mod manager;
+pub mod messages;
 pub mod poller;
 pub mod poller_actor;
 pub mod send_queue;

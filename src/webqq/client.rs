@@ -89,6 +89,13 @@ impl SharedHttp {
     }
 }
 
+/// How long an unused pooled connection stays open.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Unused pooled connections kept per host (shared by every account).
+const POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// TCP keepalive idle time of every connection.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(45);
+
 fn build_http(config: &ClientConfig) -> Result<reqwest::Client, Error> {
     let mut headers = HeaderMap::new();
     headers.insert(USER_AGENT, HeaderValue::from_static(hosts::USER_AGENT));
@@ -96,7 +103,13 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, Error> {
         .default_headers(headers)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(90));
+        // One pool serves every account: the login hosts are busy only while accounts log in,
+        // so their connections must not stay open (and hold memory and descriptors) long after.
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        // A held poll is idle on the wire for up to a minute (protocol §2.3); probes at the
+        // default 15 s would cost thousands of packets a minute at 10k accounts.
+        .tcp_keepalive(TCP_KEEPALIVE);
     for (host, addr) in &config.resolve {
         builder = builder.resolve(host, *addr);
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use qqbridge::account::account_actor::{
-    AccountActor, AccountEvent, AccountSettings, Credentials, GetAccountState, StopAccount,
+    AccountActor, AccountEvent, AccountSettings, Credentials, GetAccountState, SolveCaptcha,
+    StopAccount,
 };
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::poller_actor::QqEventsReceived;
@@ -79,6 +80,7 @@ fn settings(te: &TestEmulator, credentials: Credentials) -> AccountSettings {
         backoff: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) },
         send: SendPolicy { min_interval: Duration::from_millis(50), ..SendPolicy::default() },
         max_relogins: 3,
+        login_permits: Arc::new(tokio::sync::Semaphore::new(8)),
     }
 }
 
@@ -236,4 +238,42 @@ async fn test_expired_session_relinks_first_then_logs_in_again() {
         methods.iter().rposition(|m| *m == (Password, true)).expect("a new password login");
     assert!(relink_at < relogin_at, "relink before relogin: {methods:?}");
     account.send(StopAccount).await.unwrap();
+}
+
+#[actix::test]
+async fn test_captcha_is_shown_and_answered_wrong_then_right() {
+    let te = TestEmulator::start().await;
+    let collector = Collector::default();
+    let addr = collector.clone().start();
+    let mut settings = settings(&te, Credentials::Password(Secret::new(String::from("123456"))));
+    settings.qq = QqNumber::new(10002);
+    let account =
+        AccountActor::new(settings, None, addr.clone().recipient(), addr.recipient()).start();
+    let captchas = || {
+        let reports = collector.reports.lock().unwrap();
+        reports.iter().filter(|r| matches!(r, AccountEvent::Captcha { .. })).count()
+    };
+    wait_for_state(&account, AccountState::WaitingForCaptcha).await;
+    assert_eq!(captchas(), 1);
+    // A wrong text restarts the flow with a new captcha instead of giving up.
+    assert!(account.send(SolveCaptcha { text: "WRONG".into() }).await.unwrap());
+    for _ in 0..100 {
+        if captchas() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(captchas(), 2, "a second captcha after the wrong answer");
+    wait_for_state(&account, AccountState::WaitingForCaptcha).await;
+    let state = te.control_get("state").await;
+    let text = state["captchas"]["10002"].as_str().unwrap().to_owned();
+    assert!(account.send(SolveCaptcha { text }).await.unwrap());
+    wait_for_state(&account, AccountState::Connected).await;
+    // Nothing waits any more: a late answer is refused, not queued.
+    assert!(!account.send(SolveCaptcha { text: "late".into() }).await.unwrap());
+    let image = collector.reports.lock().unwrap().iter().find_map(|r| match r {
+        AccountEvent::Captcha { image, .. } => Some(image.clone()),
+        _ => None,
+    });
+    assert!(image.unwrap().starts_with(&[0xff, 0xd8]), "the captcha image is a JPEG");
 }

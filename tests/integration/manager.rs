@@ -37,6 +37,8 @@ fn manager(te: &TestEmulator, metrics: &Metrics, store: Store) -> Addr<AccountMa
         send: SendPolicy::default(),
         max_relogins: 3,
         arbiters: 2,
+        login_concurrency: 8,
+        per_account: true,
     };
     AccountManager::new(settings, metrics.clone(), store, Sink.start().recipient()).start()
 }
