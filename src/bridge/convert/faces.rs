@@ -315,6 +315,7 @@ pub fn text_to_faces(text: &str) -> Vec<Segment> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::HashSet;
 
     fn text(s: &str) -> Segment {
@@ -394,6 +395,21 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(text_to_faces(input), want, "input {input:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn test_text_to_faces_never_panics(text in "(?s).{0,200}") {
+            let segments = text_to_faces(&text);
+            prop_assert!(segments.iter().all(|s| !matches!(s, Segment::Text(t) if t.is_empty())));
+        }
+
+        #[test]
+        fn test_ascii_without_slash_is_plain(text in "[ -.0-~\n]{1,100}") {
+            // Without a slash and without emoji nothing can be a face.
+            let segments = text_to_faces(&text);
+            prop_assert_eq!(segments, vec![Segment::Text(text)]);
         }
     }
 }

@@ -196,4 +196,12 @@ mod tests {
             assert_eq!(html_to_text(input), want, "input {input:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn test_html_to_text_never_panics(html in "(?s)[<>/a-z=\"' !\\-&;#0-9中]{0,200}") {
+            let text = html_to_text(&html);
+            proptest::prop_assert!(text.len() <= html.len() * 4 + 4);
+        }
+    }
 }

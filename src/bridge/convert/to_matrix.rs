@@ -355,4 +355,21 @@ mod tests {
         };
         assert_eq!(parts, vec![want]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn test_qq_to_matrix_never_empty(value in crate::webqq::content::tests::arb_json()) {
+            if let Ok(content) = Content::from_received(&value) {
+                let parts = qq_to_matrix(&content, &ToMatrixOptions::default());
+                proptest::prop_assert!(!parts.is_empty());
+                for part in parts {
+                    if let MatrixPart::Text { body, .. } = part {
+                        proptest::prop_assert!(!body.trim().is_empty());
+                        let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
+                        proptest::prop_assert!(!body.contains(bad));
+                    }
+                }
+            }
+        }
+    }
 }

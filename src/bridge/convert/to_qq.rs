@@ -141,7 +141,8 @@ pub fn matrix_to_qq(
     let is_reply = !edit && content.relates_to.is_some();
     let quote = opts.reply_to.filter(|_| !edit).map(quote_line).unwrap_or_default();
     let edit_marker = if edit { EDIT_MARKER } else { "" };
-    let relay = |emote: bool| match opts.relay_template.filter(|_| !emote) {
+    // Emotes never use this: `* name text` already names the sender.
+    let relay = || match opts.relay_template {
         Some(template) => relay_parts(template, opts.displayname),
         None => (String::new(), String::new()),
     };
@@ -162,7 +163,7 @@ pub fn matrix_to_qq(
                 }
                 _ => String::new(),
             };
-            let (before, after) = relay(false);
+            let (before, after) = relay();
             let caption = truncate_with_marker(&caption, opts.max_body_bytes);
             let prefix = format!("{before}{quote}");
             let mut messages = text_messages(&prefix, &caption, &after, opts);
@@ -216,7 +217,7 @@ pub fn matrix_to_qq(
             let body = message_text(body, formatted, is_reply);
             non_empty(&body)?;
             let body = truncate_with_marker(&body, opts.max_body_bytes);
-            let (before, after) = relay(false);
+            let (before, after) = relay();
             let prefix = format!("{before}{quote}{edit_marker}");
             Ok(text_messages(&prefix, &body, &after, opts)
                 .into_iter()

@@ -326,3 +326,40 @@ fn test_font_is_applied() {
     let out = matrix_to_qq(&event(json!({"msgtype": "m.text", "body": "x"})), &opts).unwrap();
     assert_eq!(out, vec![OutgoingQq::Text(Content::text("x").with_font(font))]);
 }
+
+fn arb_segment() -> impl proptest::strategy::Strategy<Value = Segment> {
+    use proptest::prelude::*;
+    prop_oneof!["(?s).{0,300}".prop_map(Segment::Text), (0u32..300).prop_map(Segment::Face),]
+}
+
+proptest::proptest! {
+    #[test]
+    fn test_split_segments_keeps_order_within_limit(
+        segments in proptest::collection::vec(arb_segment(), 0..8),
+        max in 16usize..800,
+    ) {
+        let messages = split_segments(segments.clone(), max);
+        proptest::prop_assert_eq!(joined(&messages), joined(&[segments]));
+        for message in &messages {
+            proptest::prop_assert!(!message.is_empty());
+            proptest::prop_assert!(cost(message) <= max, "{} > {}", cost(message), max);
+        }
+    }
+
+    #[test]
+    fn test_matrix_to_qq_never_panics(body in "(?s).{0,2000}", name in "(?s).{0,40}") {
+        let quote = ReplyQuote { name: &name, text: &body };
+        let opts = ToQqOptions {
+            relay_template: Some(DEFAULT_RELAY_TEMPLATE),
+            reply_to: Some(quote),
+            ..ToQqOptions::new(&name)
+        };
+        for msgtype in ["m.text", "m.emote", "m.notice"] {
+            let content = event(json!({"msgtype": msgtype, "body": body,
+                "m.relates_to": {"m.in_reply_to": {"event_id": "$x"}}}));
+            if let Ok(messages) = matrix_to_qq(&content, &opts) {
+                proptest::prop_assert!(!messages.is_empty());
+            }
+        }
+    }
+}
