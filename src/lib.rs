@@ -9,6 +9,7 @@
 //! - [`config`], [`store`], [`metrics`]: `bridge.yaml`, SQLite persistence, Prometheus.
 
 pub mod account;
+pub mod bridge;
 pub mod config;
 pub mod emulator;
 pub mod matrix;
