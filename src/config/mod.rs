@@ -60,7 +60,7 @@ impl ConfigError {
         }
     }
 
-    pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+    fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid { key: key.into(), reason: reason.into() }
     }
 }

@@ -351,6 +351,27 @@ mod tests {
         assert!(!format!("{reg:?}").contains(a.as_str()));
     }
 
+    /// ruma's own type (what the appservice server will be configured from) reads our file.
+    #[test]
+    fn test_ruma_reads_the_generated_yaml() {
+        let reg = Registration::generate(&config("appservice: {ephemeral_events: false}"));
+        let yaml = reg.to_yaml().unwrap();
+        let theirs: ruma::api::appservice::Registration = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(theirs.id, reg.id);
+        assert_eq!(theirs.url, reg.url);
+        assert_eq!(&theirs.as_token, reg.as_token.expose());
+        assert_eq!(&theirs.hs_token, reg.hs_token.expose());
+        assert_eq!(theirs.sender_localpart, "qqbot");
+        assert_eq!(theirs.rate_limited, Some(false));
+        assert!(!theirs.receive_ephemeral);
+        let users: Vec<_> =
+            theirs.namespaces.users.iter().map(|n| (&n.regex, n.exclusive)).collect();
+        let ours: Vec<_> = reg.namespaces.users.iter().map(|n| (&n.regex, n.exclusive)).collect();
+        assert_eq!(users, ours);
+        assert_eq!(theirs.namespaces.aliases.len(), 1);
+        assert!(theirs.namespaces.rooms.is_empty());
+    }
+
     #[test]
     fn test_template_and_domain_are_escaped() {
         let config =
