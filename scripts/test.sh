@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test qqbridge has: the README's test command (`.ci/run` runs exactly this).
 #
-# Idempotent and safe on a fresh clone: set-up steps install only what is missing. Later issues
-# add Synapse, Prometheus and PostgreSQL set-up here (scripts/synapse.sh and friends) as one
-# `step` line each, using `need_apt` and `python_venv` below. Fails fast, naming the step.
+# Idempotent and safe on a fresh clone: set-up steps install only what is missing (Synapse for
+# the Matrix tests through scripts/synapse.sh; later PostgreSQL the same way, one `step` line
+# each, using `need_apt` and `python_venv` below). Fails fast, naming the step.
 #
 # Environment: CARGO_TARGET_DIR is honoured; QQBRIDGE_TEST_SKIP_APT=1 makes `need_apt` fail
 # instead of installing (for machines where this script must not touch the system).
@@ -123,8 +123,20 @@ fidelity() {
     scripts/fidelity.sh
 }
 
+# synapse: the homeserver the Matrix integration tests start (tests/integration/synapse.rs) in
+# $ROOT/.venv-synapse; silent when it is already installed.
+synapse() {
+    need_cmd python3 "install Python 3"
+    if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+        need_apt python3-venv
+    fi
+    need_cmd curl "install curl (scripts/synapse.sh polls the homeserver with it)"
+    scripts/synapse.sh install
+}
+
 # ---- set-up -----------------------------------------------------------------------------------
 step "toolchain" rust_toolchain
+step "synapse" synapse
 
 # ---- checks and tests -------------------------------------------------------------------------
 step "fmt" cargo fmt --all -- --check

@@ -17,3 +17,7 @@ pub mod metrics;
 pub mod store;
 pub mod terminal;
 pub mod webqq;
+
+/// The crate-wide secret wrapper (defined in `webqq`, which needed it first): layers that must not
+/// import `webqq`, such as `matrix`, name it here.
+pub use webqq::Secret;

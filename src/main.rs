@@ -14,6 +14,7 @@ use qqbridge::account::poller_actor::QqEventsReceived;
 use qqbridge::account::send_queue::SendPolicy;
 use qqbridge::config::{Config, LoginMode};
 use qqbridge::emulator::{self, Emulator, EmulatorOptions, Listeners, World};
+use qqbridge::matrix::registration::{self, Generated, Registration};
 use qqbridge::metrics::Metrics;
 use qqbridge::store::Store;
 use qqbridge::webqq::api::poll2::PollAnswer;
@@ -37,8 +38,11 @@ struct Cli {
 enum Command {
     /// Run the accounts of a config (logs their events until the Matrix side lands).
     Run(ConfigArgs),
-    /// Load and validate a config, printing the first problem (the same check `run` makes).
+    /// Load and validate a config, printing the first problem (the same check `run` makes);
+    /// with `bridge.enabled`, also check the registration file against it.
     CheckConfig(ConfigArgs),
+    /// Write the appservice registration file the homeserver reads (MATRIX.md §4).
+    GenerateRegistration(GenerateRegistrationArgs),
     /// Run the WebQQ emulator (the QQ side of the demo, tests and benchmarks).
     Emulator(EmulatorArgs),
     /// A small WebQQ client for exploring the protocol by hand.
@@ -50,6 +54,21 @@ struct ConfigArgs {
     /// The config file; `QQBRIDGE__SECTION__KEY` environment variables override its keys.
     #[arg(short, long, default_value = "bridge.yaml")]
     config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateRegistrationArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Where to write it; `appservice.registration` of the config when absent.
+    #[arg(short, long)]
+    registration: Option<PathBuf>,
+    /// Rewrite an existing file (keeping its tokens).
+    #[arg(long)]
+    force: bool,
+    /// With --force: replace the tokens too (the homeserver must then reload the file).
+    #[arg(long, requires = "force")]
+    new_tokens: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,11 +156,30 @@ fn main() -> anyhow::Result<()> {
                 config.accounts.len(),
                 config.enabled_accounts().count()
             );
+            if config.bridge.enabled {
+                check_registration(&config)?;
+                println!("{}: ok", config.appservice.registration.display());
+            }
+            Ok(())
+        }
+        Command::GenerateRegistration(args) => {
+            let config = Config::load(Some(&args.config.config))?;
+            let path = args.registration.unwrap_or_else(|| config.appservice.registration.clone());
+            let outcome = registration::generate_file(&config, &path, args.force, args.new_tokens)?;
+            let what = match outcome {
+                Generated::Created => "written with new tokens",
+                Generated::RewrittenKeepingTokens => "rewritten, tokens kept",
+                Generated::RewrittenWithNewTokens => "rewritten with new tokens",
+            };
+            println!("{}: {what}; give it to the homeserver and restart it", path.display());
             Ok(())
         }
         Command::Run(args) => {
             // The config is checked before anything starts, and names the key that is wrong.
             let config = Config::load(Some(&args.config))?;
+            if config.bridge.enabled {
+                check_registration(&config)?;
+            }
             init_tracing(&config.logging.filter);
             actix::System::new().block_on(run_bridge(config))
         }
@@ -154,6 +192,14 @@ fn main() -> anyhow::Result<()> {
             tokio_runtime()?.block_on(run_qq(args))
         }
     }
+}
+
+/// Reads `appservice.registration` and checks it against `config` (MATRIX.md §4: the bridge
+/// refuses to run when they disagree).
+fn check_registration(config: &Config) -> anyhow::Result<Registration> {
+    let registration = Registration::read(&config.appservice.registration)?;
+    registration.check_against(config)?;
+    Ok(registration)
 }
 
 fn init_tracing(default_filter: &str) {

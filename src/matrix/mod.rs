@@ -1,2 +1,4 @@
 //! The Matrix side, knowing nothing of QQ: the appservice transaction server, the appservice
 //! client (ruma requests over reqwest, acting as the bot or a ghost) and registration files.
+
+pub mod registration;

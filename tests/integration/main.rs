@@ -10,4 +10,5 @@ mod accounts;
 mod cli;
 mod harness;
 mod manager;
+mod synapse;
 mod webqq;

@@ -1,11 +1,25 @@
 //! [`Config`]: `bridge.yaml` plus `QQBRIDGE__SECTION__KEY` environment overrides, one struct per
 //! section, validated once at start. Every [`ConfigError`] names the key it is about.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, path::PathBuf};
+use std::{collections::HashMap, path::Path, path::PathBuf};
 
 use serde::Deserialize;
 
 use crate::webqq::Secret;
+
+mod errors;
+mod matrix;
+mod sections;
+
+use errors::from_config_error;
+pub use matrix::{
+    AppserviceConfig, BridgeConfig, HomeserverConfig, PortalCreation, QQ_PLACEHOLDER,
+    is_valid_localpart, is_valid_server_name, is_valid_user_id,
+};
+pub use sections::{
+    AccountConfig, LoggingConfig, LoginMode, MetricsConfig, PollerConfig, QqConfig, RuntimeConfig,
+    SenderConfig, StoreBackend, StoreConfig,
+};
 
 /// Prefix of environment overrides: `QQBRIDGE__METRICS__LISTEN=127.0.0.1:1` sets `metrics.listen`.
 pub const ENV_PREFIX: &str = "QQBRIDGE";
@@ -71,164 +85,12 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Tracing output.
     pub logging: LoggingConfig,
-}
-
-/// `qq:` how to reach the WebQQ service.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QqConfig {
-    /// Resolve every QQ host to this address (an emulator); `None` uses DNS.
-    pub connect: Option<SocketAddr>,
-    /// Extra CA certificate (PEM) to trust, e.g. the emulator's own CA.
-    pub ca_cert: Option<PathBuf>,
-    /// Read timeout of one poll2 request; the server holds a poll about a minute (protocol §2.3).
-    pub poll_timeout_seconds: u64,
-    /// Timeout of every other request.
-    pub request_timeout_seconds: u64,
-}
-
-impl Default for QqConfig {
-    fn default() -> Self {
-        Self {
-            connect: None,
-            ca_cert: None,
-            poll_timeout_seconds: 120,
-            request_timeout_seconds: 15,
-        }
-    }
-}
-
-/// How an account logs in when it has no usable stored session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoginMode {
-    /// Show a QR code to the owner and wait for the scan.
-    Qr,
-    /// Password login (needs `password` or `password_env`; may need a captcha, protocol §1).
-    Password,
-    /// Only restore a stored session; never start a new login unattended.
-    SessionOnly,
-}
-
-/// One entry of `accounts:`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountConfig {
-    /// Short label used in metrics and logs: `[a-z0-9_-]{1,32}`, unique.
-    pub id: String,
-    /// The account's QQ number.
-    pub qq: u64,
-    /// How to log in when no stored session works.
-    pub login: LoginMode,
-    /// The QQ password. After loading it also holds the value read from `password_env`.
-    #[serde(default)]
-    pub password: Option<Secret<String>>,
-    /// Name of an environment variable that holds the password (keeps it out of the file).
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// A disabled account is kept in the file but not started.
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-}
-
-/// `sender:` pacing and retries of messages sent to QQ.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SenderConfig {
-    /// Minimum gap between two sends of one account (protocol §5.5: Mojo-Webqq waits 3 s).
-    pub min_interval_ms: u64,
-    /// Retries of a send that certainly did not reach QQ (never of an uncertain one).
-    pub max_retries: u32,
-    /// Delay before the first retry; doubles each time.
-    pub retry_backoff_ms: u64,
-}
-
-impl Default for SenderConfig {
-    fn default() -> Self {
-        Self { min_interval_ms: 3000, max_retries: 3, retry_backoff_ms: 2000 }
-    }
-}
-
-/// `poller:` backoff of the poll loop and relogin limits (RELIABILITY.md §1.6).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PollerConfig {
-    /// First backoff delay after a transient failure (full jitter, doubling).
-    pub backoff_initial_ms: u64,
-    /// Cap of the backoff delay.
-    pub backoff_max_seconds: u64,
-    /// Relogin attempts after session trouble before the account stops.
-    pub max_relogins: u32,
-}
-
-impl Default for PollerConfig {
-    fn default() -> Self {
-        Self { backoff_initial_ms: 1000, backoff_max_seconds: 300, max_relogins: 3 }
-    }
-}
-
-/// `store:` the SQLite database of sessions and account state.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// Database file; its directory is created 0700 and the file 0600.
-    pub path: PathBuf,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self { path: PathBuf::from("var/qqbridge.sqlite3") }
-    }
-}
-
-/// `metrics:` the Prometheus listener.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Listen address of `/metrics` (loopback by default: RELIABILITY.md §2).
-    pub listen: SocketAddr,
-    /// Label per-account series with the account id; off for very many accounts.
-    pub per_account: bool,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9464)), per_account: true }
-    }
-}
-
-/// `runtime:` process-level concurrency.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RuntimeConfig {
-    /// Stored sessions restored in parallel at start (RELIABILITY.md §1.6).
-    pub restore_concurrency: usize,
-    /// Actix arbiters (threads) hosting account actors; `None` is one per core.
-    pub arbiters: Option<usize>,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        Self { restore_concurrency: 64, arbiters: None }
-    }
-}
-
-/// `logging:` tracing output.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LoggingConfig {
-    /// A `tracing_subscriber::EnvFilter` directive, e.g. `info,qqbridge::webqq=debug`.
-    pub filter: String,
-}
-
-impl Default for LoggingConfig {
-    fn default() -> Self {
-        Self { filter: "info".to_owned() }
-    }
-}
-
-fn default_true() -> bool {
-    true
+    /// The Matrix homeserver.
+    pub homeserver: HomeserverConfig,
+    /// The bridge as an application service of that homeserver.
+    pub appservice: AppserviceConfig,
+    /// How QQ appears in Matrix, and whether the Matrix side runs at all.
+    pub bridge: BridgeConfig,
 }
 
 impl Config {
@@ -267,6 +129,7 @@ impl Config {
             .map_err(from_config_error)?;
         let mut config: Config = built.try_deserialize().map_err(from_config_error)?;
         config.resolve_password_env(&env)?;
+        config.resolve_postgres_url_env(&env)?;
         config.validate()?;
         Ok(config)
     }
@@ -295,8 +158,26 @@ impl Config {
         Ok(())
     }
 
-    /// Checks what serde cannot: id pattern and uniqueness, passwords for password login, and
-    /// the accepted range of every number. Pure.
+    fn resolve_postgres_url_env(
+        &mut self,
+        env: &HashMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        let Some(var) = &self.store.postgres_url_env else { return Ok(()) };
+        match env.get(var) {
+            Some(value) if !value.is_empty() => {
+                self.store.postgres_url = Some(Secret::new(value.clone()));
+                Ok(())
+            }
+            _ => Err(ConfigError::invalid(
+                "store.postgres_url_env",
+                format!("environment variable {var} is not set or empty"),
+            )),
+        }
+    }
+
+    /// Checks what serde cannot: id pattern and uniqueness, passwords for password login, the
+    /// accepted range of every number, URLs, Matrix names and templates, account owners when
+    /// the bridge is enabled, the PostgreSQL URL for that backend. Pure.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, account) in self.accounts.iter().enumerate() {
@@ -355,10 +236,16 @@ impl Config {
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::invalid("store.path", "must not be empty"));
         }
+        if self.store.backend == StoreBackend::Postgres
+            && self.store.postgres_url.as_ref().is_none_or(|u| u.expose().is_empty())
+        {
+            let reason = "backend postgres needs the name of a variable holding the URL";
+            return Err(ConfigError::invalid("store.postgres_url_env", reason));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.filter) {
             return Err(ConfigError::invalid("logging.filter", format!("not a valid filter: {e}")));
         }
-        Ok(())
+        matrix::validate(self)
     }
 
     /// The accounts that are `enabled`, in file order.
@@ -373,95 +260,6 @@ pub fn is_valid_account_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-const MISSING: &str = "missing required key";
-
-/// Turns the `config` crate's error into ours, keeping its key path. A value is quoted only
-/// when the key cannot hold a password.
-fn from_config_error(error: config::ConfigError) -> ConfigError {
-    match error {
-        config::ConfigError::Type { unexpected, expected, key, .. } => {
-            let key = key.unwrap_or_default();
-            let reason = if key.contains("password") {
-                format!("invalid type: expected {expected}")
-            } else {
-                format!("invalid type: {unexpected}, expected {expected}")
-            };
-            ConfigError::Invalid { key: or_root(key), reason }
-        }
-        config::ConfigError::At { error, key, .. } => {
-            keyed_message(key.unwrap_or_default(), error.to_string())
-        }
-        config::ConfigError::Message(message) => keyed_message(String::new(), message),
-        config::ConfigError::NotFound(key) => ConfigError::invalid(or_root(key), MISSING),
-        other => ConfigError::Syntax { reason: without_byte_offset(&other.to_string()) },
-    }
-}
-
-/// A serde message (`inner`) raised inside the value at `key` (empty: the root).
-fn keyed_message(key: String, inner: String) -> ConfigError {
-    let join = |field: &str| {
-        if key.is_empty() { field.to_owned() } else { or_root(format!("{key}.{field}")) }
-    };
-    if let Some(field) = backticked(&inner, "unknown field `") {
-        return ConfigError::UnknownKey { key: join(field) };
-    }
-    if let Some(field) = backticked(&inner, "missing field `") {
-        return ConfigError::invalid(join(field), MISSING);
-    }
-    let key = or_root(key);
-    let reason = if key.contains("password") {
-        "invalid value".to_owned()
-    } else {
-        enum_reason(&key, &inner).unwrap_or_else(|| match inner.as_str() {
-            "invalid socket address syntax" => "not an address: use \"ip:port\"".to_owned(),
-            _ => inner,
-        })
-    };
-    ConfigError::Invalid { key, reason }
-}
-
-/// Normalises a `config` crate key path: it writes `accounts[0]login` for a field inside a list
-/// element; we write `accounts[0].login`. An empty path is the document root.
-fn or_root(key: String) -> String {
-    if key.is_empty() {
-        return "(root)".to_owned();
-    }
-    let mut out = String::with_capacity(key.len() + 4);
-    let mut after_index = false;
-    for c in key.chars() {
-        if after_index && c != '.' && c != '[' {
-            out.push('.');
-        }
-        after_index = c == ']';
-        out.push(c);
-    }
-    out
-}
-
-/// Rewrites serde's enum complaint into the accepted values of the key, when we know them.
-fn enum_reason(key: &str, inner: &str) -> Option<String> {
-    let (_, variant) = inner.split_once("does not have variant constructor ")?;
-    let accepted =
-        if key.ends_with("login") { ", expected qr, password or session_only" } else { "" };
-    Some(format!("unknown value {:?}{accepted}", variant.trim()))
-}
-
-/// Drops the parser's " at byte N" (line and column say the same, readably).
-fn without_byte_offset(reason: &str) -> String {
-    match reason.split_once(" at byte ") {
-        Some((head, tail)) => {
-            let rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
-            format!("{head} at{rest}")
-        }
-        None => reason.to_owned(),
-    }
-}
-
-/// The text between `prefix` and the next backtick, when `text` starts with `prefix`.
-fn backticked<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    text.strip_prefix(prefix)?.split('`').next()
 }
 
 #[cfg(test)]
@@ -538,6 +336,21 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "accounts[0].password_env: environment variable PW is not set or empty"
+        );
+    }
+
+    #[test]
+    fn test_postgres_url_env_is_resolved_and_never_printed() {
+        let yaml = "store:\n  backend: postgres\n  postgres_url_env: PGURL\n";
+        let url = "postgresql://u:hunter2@localhost/db";
+        let config = Config::load_from(yaml, [("PGURL".to_owned(), url.to_owned())]).unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Postgres);
+        assert_eq!(config.store.postgres_url.as_ref().unwrap().expose(), url);
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = load(yaml).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "store.postgres_url_env: environment variable PGURL is not set or empty"
         );
     }
 
