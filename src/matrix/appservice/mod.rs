@@ -50,6 +50,13 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
 }
 
+impl ServerSettings {
+    /// Settings for `hs_token` with [`DEFAULT_MAX_BODY_BYTES`].
+    pub fn new(hs_token: Token) -> ServerSettings {
+        ServerSettings { hs_token, max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+    }
+}
+
 /// One `PUT /transactions/{txnId}` as the homeserver sent it.
 #[derive(Clone, Debug)]
 pub struct Transaction {

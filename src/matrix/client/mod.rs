@@ -113,6 +113,36 @@ pub struct ClientSettings {
     pub max_download_bytes: usize,
 }
 
+/// Default per-request timeout: long enough for a large media upload on a slow link, short
+/// enough that a hung homeserver is noticed and retried.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default cap on a media download for QQ: QQ's own image limit is far below it.
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: usize = 50 * 1024 * 1024;
+
+impl ClientSettings {
+    /// Settings with the interactive retry policy, [`DEFAULT_REQUEST_TIMEOUT`] and
+    /// [`DEFAULT_MAX_DOWNLOAD_BYTES`].
+    pub fn new(
+        homeserver: Url,
+        server_name: OwnedServerName,
+        as_token: Token,
+        bot: OwnedUserId,
+        appservice_id: String,
+    ) -> ClientSettings {
+        ClientSettings {
+            homeserver,
+            server_name,
+            as_token,
+            bot,
+            appservice_id,
+            retry: RetryPolicy::INTERACTIVE,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_download_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+        }
+    }
+}
+
 /// The appservice's Client-Server API client. Cheap to clone: clones share one reqwest
 /// connection pool. Every method does network IO and may be slow (retries included).
 #[derive(Clone, Debug)]

@@ -109,11 +109,6 @@ fn start() -> (Fake, MatrixClient, Metrics) {
 
 fn client_for(base: &str, metrics: Metrics) -> MatrixClient {
     let settings = ClientSettings {
-        homeserver: Url::parse(base).unwrap(),
-        server_name: owned_server_name!("hs"),
-        as_token: Token::new(AS_TOKEN),
-        bot: owned_user_id!("@qqbot:hs"),
-        appservice_id: "qqbridge".to_owned(),
         retry: RetryPolicy {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(20),
@@ -122,6 +117,13 @@ fn client_for(base: &str, metrics: Metrics) -> MatrixClient {
         },
         request_timeout: Duration::from_secs(5),
         max_download_bytes: 1000,
+        ..ClientSettings::new(
+            Url::parse(base).unwrap(),
+            owned_server_name!("hs"),
+            Token::new(AS_TOKEN),
+            owned_user_id!("@qqbot:hs"),
+            "qqbridge".to_owned(),
+        )
     };
     MatrixClient::new(settings, metrics).unwrap()
 }
