@@ -47,7 +47,8 @@ label_enum! {
 label_enum! {
     /// What became of an inbound event (`outcome` of `qqbridge_appservice_events_total`).
     AppserviceEventOutcome {
-        /// Arrived in a transaction (counted by the appservice server, before dedupe).
+        /// Arrived in a newly processed transaction (counted by the appservice server;
+        /// homeserver retries of a processed transaction are not counted again).
         Received => "received",
         /// Bridged to QQ (or acted on) by the bridge.
         Bridged => "bridged",

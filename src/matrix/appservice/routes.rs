@@ -193,21 +193,21 @@ async fn put_transaction(
     };
     drop(body);
     let (pdus, ephemeral) = (txn.events.len(), txn.ephemeral.len());
-    metrics.appservice_events(
-        AppserviceEventKind::Pdu,
-        AppserviceEventOutcome::Received,
-        count(pdus),
-    );
-    metrics.appservice_events(
-        AppserviceEventKind::Ephemeral,
-        AppserviceEventOutcome::Received,
-        count(ephemeral),
-    );
     let txn_id = txn.txn_id.clone();
     match state.handler.transaction(txn).await {
         Ok(delivery) => {
             let outcome = match delivery {
-                Delivery::Processed => AppserviceTxnOutcome::Processed,
+                Delivery::Processed => {
+                    // Counted once per transaction, not per homeserver retry.
+                    let received = AppserviceEventOutcome::Received;
+                    metrics.appservice_events(AppserviceEventKind::Pdu, received, count(pdus));
+                    metrics.appservice_events(
+                        AppserviceEventKind::Ephemeral,
+                        received,
+                        count(ephemeral),
+                    );
+                    AppserviceTxnOutcome::Processed
+                }
                 Delivery::Duplicate => AppserviceTxnOutcome::Duplicate,
             };
             tracing::debug!(%txn_id, pdus, ephemeral, ?delivery, "appservice transaction");

@@ -324,6 +324,9 @@ async fn test_duplicate_txn_and_store_error() {
         s.call("PUT", "/transactions/42", Auth::Header(TOKEN), Some(txn_body())).await;
     assert_eq!(status, 200);
     assert_eq!(s.handler.transactions().len(), 1);
+    // One event, however often the homeserver re-sent it.
+    let received = "qqbridge_appservice_events_total{kind=\"pdu\",outcome=\"received\"}";
+    assert_eq!(s.metric(received), format!("{received} 1"));
     for (outcome, n) in [("store_error", 1), ("processed", 1), ("duplicate", 2)] {
         let prefix = format!("qqbridge_appservice_transactions_total{{outcome=\"{outcome}\"}}");
         assert_eq!(s.metric(&prefix), format!("{prefix} {n}"));
