@@ -202,6 +202,7 @@ struct Inner {
     send_queue: IntGaugeVec,
     sends: IntCounterVec,
     send_duration: Histogram,
+    matrix: matrix::MatrixMetrics,
 }
 
 /// Registers `collector` in `registry` and hands it back.
@@ -214,8 +215,7 @@ where
 }
 
 impl Inner {
-    /// A registry with every metric of issue 3 and the process collector; fails only on a bad
-    /// descriptor (a bug here).
+    /// A registry with every metric and the process collector; fails only on a bad descriptor.
     fn build() -> prometheus::Result<Inner> {
         let r = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
@@ -223,6 +223,9 @@ impl Inner {
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             registered(&r, IntGaugeVec::new(Opts::new(name, help), labels)?)
+        };
+        let float_gauge = |name: &str, help: &str, labels: &[&str]| {
+            registered(&r, GaugeVec::new(Opts::new(name, help), labels)?)
         };
         let histogram = |name: &str, help: &str, buckets: &[f64]| {
             registered(
@@ -251,15 +254,10 @@ impl Inner {
                 "Current streak of failed polls.",
                 &["account"],
             )?,
-            poll_backoff: registered(
-                &r,
-                GaugeVec::new(
-                    Opts::new(
-                        "qqbridge_poll_backoff_seconds",
-                        "Delay before the next poll (0 when healthy).",
-                    ),
-                    &["account"],
-                )?,
+            poll_backoff: float_gauge(
+                "qqbridge_poll_backoff_seconds",
+                "Delay before the next poll (0 when healthy).",
+                &["account"],
             )?,
             poll_retcodes: counter(
                 "qqbridge_poll_retcodes_total",
@@ -306,6 +304,7 @@ impl Inner {
                 "QQ send call latency.",
                 SEND_BUCKETS_SECONDS,
             )?,
+            matrix: matrix::MatrixMetrics::build(&r)?,
             registry: r.clone(),
         };
         let build_info = gauge(
@@ -562,5 +561,6 @@ fn set(vec: &IntGaugeVec, labels: &[&str], value: i64) {
     }
 }
 
+pub mod matrix;
 #[cfg(test)]
 mod tests;

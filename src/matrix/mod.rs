@@ -1,4 +1,11 @@
 //! The Matrix side, knowing nothing of QQ: the appservice transaction server, the appservice
 //! client (ruma requests over reqwest, acting as the bot or a ghost) and registration files.
 
+pub mod appservice;
+pub mod client;
+pub mod error;
 pub mod registration;
+pub mod token;
+
+pub use error::Error;
+pub use token::Token;

@@ -4,7 +4,7 @@ use super::*;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// Every metric name of issue 3 (MATRIX.md §7.1) with its type.
+/// Every metric name of issues 3 and 4 (MATRIX.md §7.1) with its type.
 const CATALOGUE: &[(&str, &str)] = &[
     ("qqbridge_poll_requests_total", "counter"),
     ("qqbridge_poll_duration_seconds", "histogram"),
@@ -21,6 +21,11 @@ const CATALOGUE: &[(&str, &str)] = &[
     ("qqbridge_sends_total", "counter"),
     ("qqbridge_send_duration_seconds", "histogram"),
     ("qqbridge_build_info", "gauge"),
+    ("qqbridge_appservice_transactions_total", "counter"),
+    ("qqbridge_appservice_events_total", "counter"),
+    ("qqbridge_appservice_transaction_duration_seconds", "histogram"),
+    ("qqbridge_matrix_requests_total", "counter"),
+    ("qqbridge_matrix_request_duration_seconds", "histogram"),
 ];
 
 /// The sample lines of `text` whose name and labels start with `prefix`.
