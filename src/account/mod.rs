@@ -13,6 +13,7 @@ pub mod manager;
 pub mod messages;
 pub mod poller;
 pub mod poller_actor;
+pub mod resolve;
 pub mod send_queue;
 pub mod sender_actor;
 pub mod state;

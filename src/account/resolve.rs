@@ -1,0 +1,273 @@
+//! [`Resolver`]: turns poll2 events, addressed by per-session uins and gids, into [`QqEvent`]s
+//! keyed by permanent QQ and group numbers (ARCHITECTURE.md, Identity), for the bridge.
+//!
+//! Pure: when a number or a name is missing it answers with the lookup to make
+//! ([`Resolution::Lookup`]); the account actor makes it and feeds the answer back with
+//! `learn_*`. A lookup that fails is remembered, and the event then goes out without that fact
+//! (a message of an unidentified member is still delivered, never dropped).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::account::send_queue::ChatKey;
+use crate::webqq::content::Content;
+use crate::webqq::directory::Directory;
+use crate::webqq::event::PollEvent;
+use crate::webqq::{Gid, GroupCode, MsgId, QqNumber, Uin};
+
+/// A QQ message with permanent ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QqMessage {
+    /// The chat it belongs to.
+    pub chat: ChatKey,
+    /// The chat's name (friend's markname or nick, group or discussion name), when known.
+    pub chat_name: Option<String>,
+    /// Who wrote it; `None` when the member's number could not be learnt.
+    pub sender: Option<QqNumber>,
+    /// The writer's name to show (group card, markname or nick), possibly empty.
+    pub sender_name: String,
+    /// Written by the account itself (another QQ client, or our own send echoed back).
+    pub from_self: bool,
+    /// Stable dedupe key of this message within its chat (sender, msg_id and time).
+    pub key: String,
+    /// When QQ says it was sent, Unix seconds.
+    pub time: u64,
+    /// The content.
+    pub content: Content,
+}
+
+/// A resolved QQ event for the bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QqEvent {
+    /// A message in a friend chat, group or discussion.
+    Message(QqMessage),
+    /// Someone is typing to the account (input_notify).
+    Typing {
+        /// The friend.
+        from: QqNumber,
+    },
+    /// The account was logged in elsewhere (kick_message).
+    Kicked {
+        /// QQ's reason text.
+        reason: String,
+    },
+    /// An event the bridge cannot carry (unknown group, temporary chat, file…), with why.
+    Unbridgeable {
+        /// The poll_type.
+        poll_type: String,
+        /// A sentence for the account owner.
+        reason: String,
+    },
+}
+
+/// What [`Resolver::resolve`] needs before it can answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The QQ number behind a uin (get_friend_uin2, kind 1).
+    Person(Uin),
+    /// The member names and cards of a group (get_group_info_ext2).
+    GroupMembers(Gid, GroupCode),
+}
+
+/// The answer of [`Resolver::resolve`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// Done: the event to hand on, if it is one the bridge cares about.
+    Done(Option<QqEvent>),
+    /// Make this lookup, `learn_*` its answer (or `lookup_failed`), then resolve again.
+    Lookup(Lookup),
+}
+
+/// One session's id tables plus what was learnt during the session.
+#[derive(Clone, Debug, Default)]
+pub struct Resolver {
+    directory: Directory,
+    self_qq: Option<QqNumber>,
+    names: BTreeMap<Uin, String>,
+    groups_loaded: BTreeSet<Gid>,
+    failed: BTreeSet<Uin>,
+}
+
+impl Resolver {
+    /// A resolver over a freshly loaded directory of the account `self_qq`.
+    pub fn new(directory: Directory, self_qq: QqNumber) -> Self {
+        Resolver { directory, self_qq: Some(self_qq), ..Resolver::default() }
+    }
+
+    /// The directory (for the sender).
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// Records a person's number learnt by a lookup.
+    pub fn learn_person(&mut self, uin: Uin, qq: QqNumber) {
+        self.directory.learn_person(uin, qq);
+    }
+
+    /// Records a group's member names (card first, else nick) from get_group_info_ext2.
+    pub fn learn_group_members(
+        &mut self,
+        gid: Gid,
+        names: impl IntoIterator<Item = (Uin, String)>,
+    ) {
+        self.groups_loaded.insert(gid);
+        self.names.extend(names);
+    }
+
+    /// Records that a lookup failed: the event goes out without that fact.
+    pub fn lookup_failed(&mut self, lookup: Lookup) {
+        match lookup {
+            Lookup::Person(uin) => {
+                self.failed.insert(uin);
+            }
+            Lookup::GroupMembers(gid, _) => {
+                self.groups_loaded.insert(gid);
+            }
+        }
+    }
+
+    /// The number behind `uin`, the lookup to make, or `None` if the lookup failed before.
+    fn person(&self, uin: Uin) -> Result<Option<QqNumber>, Lookup> {
+        match self.directory.qq_of(uin) {
+            Some(qq) => Ok(Some(qq)),
+            None if self.failed.contains(&uin) => Ok(None),
+            None => Err(Lookup::Person(uin)),
+        }
+    }
+
+    /// Resolves one event.
+    pub fn resolve(&self, event: &PollEvent) -> Resolution {
+        match self.try_resolve(event) {
+            Ok(event) => Resolution::Done(event),
+            Err(lookup) => Resolution::Lookup(lookup),
+        }
+    }
+
+    fn try_resolve(&self, event: &PollEvent) -> Result<Option<QqEvent>, Lookup> {
+        Ok(Some(match event {
+            PollEvent::Message(m) => {
+                let friend = self.person(m.from_uin)?;
+                let from_self = friend.is_some() && friend == self.self_qq;
+                // A message written on another client of ours comes from our own uin (protocol
+                // §7.6); its chat is the friend it went to.
+                let peer = if from_self { self.person(m.to_uin)? } else { friend };
+                let Some(peer) = peer else {
+                    return Ok(Some(unbridgeable(
+                        event,
+                        "a message from a friend whose QQ number is unknown",
+                    )));
+                };
+                let chat_uin = if from_self { m.to_uin } else { m.from_uin };
+                let name = self.directory.display_name(chat_uin).map(str::to_owned);
+                QqEvent::Message(QqMessage {
+                    chat: ChatKey::Friend(peer),
+                    sender_name: self
+                        .directory
+                        .display_name(m.from_uin)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    chat_name: name,
+                    sender: friend,
+                    from_self,
+                    key: message_key(friend, m.from_uin, m.msg_id, m.time),
+                    time: m.time,
+                    content: m.content.clone(),
+                })
+            }
+            PollEvent::GroupMessage(m) => {
+                let Some(group) = self.directory.group(m.from_uin) else {
+                    return Ok(Some(unbridgeable(
+                        event,
+                        "a message from a group not in the group list",
+                    )));
+                };
+                let Some(number) = group.number.or(m.info_seq).or(m.t_gcode) else {
+                    return Ok(Some(unbridgeable(event, "a group whose number is unknown")));
+                };
+                if !self.groups_loaded.contains(&m.from_uin)
+                    && self.directory.display_name(m.send_uin).is_none()
+                {
+                    return Err(Lookup::GroupMembers(m.from_uin, group.code));
+                }
+                let sender = self.person(m.send_uin)?;
+                QqEvent::Message(QqMessage {
+                    chat: ChatKey::Group(number),
+                    chat_name: Some(group.name.clone()),
+                    sender_name: self.name(m.send_uin),
+                    from_self: sender.is_some() && sender == self.self_qq,
+                    sender,
+                    key: message_key(sender, m.send_uin, m.msg_id, m.time),
+                    time: m.time,
+                    content: m.content.clone(),
+                })
+            }
+            PollEvent::DiscuMessage(m) => {
+                let sender = self.person(m.send_uin)?;
+                let chat_name = self.directory.discussions.get(&m.did).map(|d| d.name.clone());
+                QqEvent::Message(QqMessage {
+                    chat: ChatKey::Discussion(m.did),
+                    chat_name,
+                    sender_name: self.name(m.send_uin),
+                    from_self: sender.is_some() && sender == self.self_qq,
+                    sender,
+                    key: message_key(sender, m.send_uin, m.msg_id, m.time),
+                    time: m.time,
+                    content: m.content.clone(),
+                })
+            }
+            PollEvent::InputNotify(n) => match self.person(n.from_uin)? {
+                Some(from) => QqEvent::Typing { from },
+                None => return Ok(None),
+            },
+            PollEvent::KickMessage(k) => QqEvent::Kicked {
+                reason: k.shown_reason().unwrap_or("logged in elsewhere").to_owned(),
+            },
+            PollEvent::SessMessage(_) => {
+                unbridgeable(event, "a temporary chat message (QQ cannot answer it from here)")
+            }
+            PollEvent::NotifyOffFile(_) | PollEvent::PushOffFile(_) | PollEvent::FileMessage(_) => {
+                unbridgeable(event, "a file transfer, which WebQQ cannot bridge")
+            }
+            PollEvent::ShakeMessage(n) => match self.person(n.from_uin)? {
+                Some(from) => QqEvent::Message(QqMessage {
+                    chat: ChatKey::Friend(from),
+                    chat_name: self.directory.display_name(n.from_uin).map(str::to_owned),
+                    sender: Some(from),
+                    sender_name: self.name(n.from_uin),
+                    from_self: false,
+                    key: format!("shake:{from}:{}", n.msg_id),
+                    time: crate::webqq::session::unix_now(),
+                    content: Content::text("[shakes the window]"),
+                }),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The name to show for a member: group card or nick, friend markname, else empty.
+    fn name(&self, uin: Uin) -> String {
+        self.names
+            .get(&uin)
+            .map(String::as_str)
+            .or_else(|| self.directory.display_name(uin))
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// The dedupe key of a message: poll2 may deliver one twice (protocol §7.4); `msg_id` is a
+/// per-sender sequence, so sender and time go with it. Without a number the per-session uin
+/// stands in (the key then only holds within the session).
+fn message_key(sender: Option<QqNumber>, uin: Uin, msg_id: MsgId, time: u64) -> String {
+    match sender {
+        Some(qq) => format!("{qq}:{msg_id}:{time}"),
+        None => format!("uin{uin}:{msg_id}:{time}"),
+    }
+}
+
+fn unbridgeable(event: &PollEvent, reason: &str) -> QqEvent {
+    QqEvent::Unbridgeable { poll_type: event.poll_type().to_owned(), reason: reason.to_owned() }
+}
+
+#[cfg(test)]
+mod tests;

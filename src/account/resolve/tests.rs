@@ -1,0 +1,161 @@
+use serde_json::json;
+
+use super::*;
+use crate::webqq::GroupNumber;
+use crate::webqq::directory::{Friend, Group};
+
+const ME: u64 = 10001;
+const FRIEND_UIN: u64 = 501;
+const FRIEND_QQ: u64 = 10002;
+const MY_UIN: u64 = 500;
+const GID: u64 = 9001;
+
+fn resolver() -> Resolver {
+    let mut directory = Directory::default();
+    directory.friends.insert(
+        Uin::new(FRIEND_UIN),
+        Friend {
+            uin: Uin::new(FRIEND_UIN),
+            qq: Some(QqNumber::new(FRIEND_QQ)),
+            nick: "Alice".into(),
+            markname: Some("alice from work".into()),
+            category: 0,
+            face: 0,
+        },
+    );
+    directory.groups.insert(
+        Gid::new(GID),
+        Group {
+            gid: Gid::new(GID),
+            code: GroupCode::new(77),
+            number: Some(GroupNumber::new(346_167_134)),
+            name: "Rustaceans".into(),
+        },
+    );
+    directory.learn_person(Uin::new(MY_UIN), QqNumber::new(ME));
+    Resolver::new(directory, QqNumber::new(ME))
+}
+
+fn event(poll_type: &str, value: serde_json::Value) -> PollEvent {
+    serde_json::from_value(json!({"poll_type": poll_type, "value": value})).unwrap()
+}
+
+fn buddy(from: u64, to: u64) -> PollEvent {
+    event(
+        "message",
+        json!({"msg_id": 7, "from_uin": from, "to_uin": to, "msg_type": 0, "time": 1_700_000_000,
+               "content": [["font", {}], "hi"]}),
+    )
+}
+
+fn group(send_uin: u64) -> PollEvent {
+    event(
+        "group_message",
+        json!({"msg_id": 8, "from_uin": GID, "to_uin": MY_UIN, "msg_type": 4, "group_code": GID,
+               "send_uin": send_uin, "time": 1_700_000_001, "content": [["font", {}], "yo"]}),
+    )
+}
+
+fn done(resolution: Resolution) -> QqEvent {
+    match resolution {
+        Resolution::Done(Some(event)) => event,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+fn message(resolution: Resolution) -> QqMessage {
+    match done(resolution) {
+        QqEvent::Message(m) => m,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[test]
+fn test_friend_message_is_keyed_by_qq_number() {
+    let m = message(resolver().resolve(&buddy(FRIEND_UIN, MY_UIN)));
+    assert_eq!(m.chat, ChatKey::Friend(QqNumber::new(FRIEND_QQ)));
+    assert_eq!(m.sender, Some(QqNumber::new(FRIEND_QQ)));
+    assert_eq!(m.sender_name, "alice from work");
+    assert!(!m.from_self);
+    assert_eq!(m.key, "10002:7:1700000000");
+    assert_eq!(m.time, 1_700_000_000);
+}
+
+#[test]
+fn test_own_message_from_another_client_goes_to_the_friends_chat() {
+    let m = message(resolver().resolve(&buddy(MY_UIN, FRIEND_UIN)));
+    assert!(m.from_self);
+    assert_eq!(m.chat, ChatKey::Friend(QqNumber::new(FRIEND_QQ)));
+    assert_eq!(m.sender, Some(QqNumber::new(ME)));
+}
+
+#[test]
+fn test_unknown_person_asks_for_a_lookup_then_resolves_or_degrades() {
+    let mut r = resolver();
+    let unknown = buddy(999, MY_UIN);
+    assert_eq!(r.resolve(&unknown), Resolution::Lookup(Lookup::Person(Uin::new(999))));
+    r.learn_person(Uin::new(999), QqNumber::new(12345));
+    assert_eq!(message(r.resolve(&unknown)).chat, ChatKey::Friend(QqNumber::new(12345)));
+
+    let mut r = resolver();
+    r.lookup_failed(Lookup::Person(Uin::new(999)));
+    let QqEvent::Unbridgeable { reason, .. } = done(r.resolve(&unknown)) else {
+        panic!("a friend without a number cannot key a portal")
+    };
+    assert!(reason.contains("unknown"), "{reason}");
+}
+
+#[test]
+fn test_group_member_names_are_loaded_once_then_used() {
+    let mut r = resolver();
+    let e = group(777);
+    assert_eq!(
+        r.resolve(&e),
+        Resolution::Lookup(Lookup::GroupMembers(Gid::new(GID), GroupCode::new(77)))
+    );
+    r.learn_group_members(Gid::new(GID), [(Uin::new(777), "card name".to_owned())]);
+    assert_eq!(r.resolve(&e), Resolution::Lookup(Lookup::Person(Uin::new(777))));
+    r.learn_person(Uin::new(777), QqNumber::new(20002));
+    let m = message(r.resolve(&e));
+    assert_eq!(m.chat, ChatKey::Group(GroupNumber::new(346_167_134)));
+    assert_eq!(m.chat_name.as_deref(), Some("Rustaceans"));
+    assert_eq!(m.sender, Some(QqNumber::new(20002)));
+    assert_eq!(m.sender_name, "card name");
+}
+
+#[test]
+fn test_group_member_without_number_still_delivers() {
+    let mut r = resolver();
+    r.learn_group_members(Gid::new(GID), []);
+    r.lookup_failed(Lookup::Person(Uin::new(777)));
+    let m = message(r.resolve(&group(777)));
+    assert_eq!(m.sender, None);
+    assert_eq!(m.key, "uin777:8:1700000001");
+}
+
+#[test]
+fn test_unknown_group_and_files_are_unbridgeable_not_dropped() {
+    let r = resolver();
+    let mut e = group(FRIEND_UIN);
+    if let PollEvent::GroupMessage(m) = &mut e {
+        m.from_uin = Gid::new(1);
+    }
+    assert!(matches!(done(r.resolve(&e)), QqEvent::Unbridgeable { .. }));
+}
+
+#[test]
+fn test_kick_and_typing() {
+    let r = resolver();
+    let kick = event("kick_message", json!({"show_reason": 1, "reason": "elsewhere"}));
+    assert_eq!(done(r.resolve(&kick)), QqEvent::Kicked { reason: "elsewhere".into() });
+    let typing = event(
+        "input_notify",
+        json!({"msg_id": 1, "from_uin": FRIEND_UIN, "to_uin": MY_UIN, "msg_type": 121}),
+    );
+    assert_eq!(done(r.resolve(&typing)), QqEvent::Typing { from: QqNumber::new(FRIEND_QQ) });
+    let status = event(
+        "buddies_status_change",
+        json!({"uin": FRIEND_UIN, "status": "online", "client_type": 1}),
+    );
+    assert_eq!(r.resolve(&status), Resolution::Done(None));
+}
