@@ -282,7 +282,7 @@ impl Handler<AccountEvent> for AccountManager {
                 let dir = self
                     .store
                     .path()
-                    .parent()
+                    .and_then(std::path::Path::parent)
                     .map(std::path::Path::to_path_buf)
                     .unwrap_or_default();
                 let path = dir.join(format!("{account}-qr.png"));
