@@ -55,8 +55,11 @@ cmd_start() {
         || die "the postgres user cannot reach $dir (a parent directory is private); use e.g. /dev/shm or /var/tmp"
     if [ ! -f "$dir/PG_VERSION" ]; then
         # fsync off and no sync at initdb: a throwaway cluster trades durability for speed.
+        local log
+        log=$(mktemp)
         as_postgres "$bin/initdb" -D "$dir" -U postgres --auth=trust --no-sync -E UTF8 \
-            --locale=C >"$dir.initdb.log" 2>&1 || { cat "$dir.initdb.log" >&2; die "initdb failed"; }
+            --locale=C >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; die "initdb failed"; }
+        rm -f "$log"
         cat >>"$dir/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'

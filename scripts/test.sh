@@ -86,7 +86,7 @@ promtool_rules() {
 # postgres_down: stops and deletes the throwaway cluster of `postgres_suite`, if one runs.
 postgres_down() {
     if [ -n "$PG_DIR" ]; then
-        scripts/postgres.sh stop "$PG_DIR" || say "could not stop the PostgreSQL cluster in $PG_DIR"
+        scripts/postgres.sh stop "$PG_DIR/data" || say "could not stop the PostgreSQL cluster in $PG_DIR/data"
         rm -rf "$PG_DIR"
         PG_DIR=""
     fi

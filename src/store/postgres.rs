@@ -28,6 +28,13 @@ const MIGRATION_LOCK: i64 = 0x7171_6272_6964_6765; // "qqbridge"
 /// runtime, so it must never be called on a tokio thread).
 pub(crate) struct PostgresBackend {
     client: Client,
+    /// Kept to reconnect after the server closed the connection (a PostgreSQL restart).
+    config: Config,
+    /// Between `BEGIN` and `COMMIT` / `ROLLBACK`: a lost connection is then not replaced, or
+    /// the rest of the transaction would run on a new connection outside it.
+    in_transaction: bool,
+    /// A connection-level error was seen: reconnect before the next call.
+    broken: bool,
     /// Statements prepared on this connection, by SQL text (one round trip less per call).
     statements: HashMap<String, Statement>,
     target: String,
@@ -107,6 +114,9 @@ impl PostgresBackend {
         let client = target.config.connect(NoTls).map_err(|e| target.error("connect", &e))?;
         Ok(PostgresBackend {
             client,
+            config: target.config,
+            in_transaction: false,
+            broken: false,
             statements: HashMap::new(),
             target: target.label,
             password: target.password,
@@ -117,14 +127,45 @@ impl PostgresBackend {
         move |e| pg_error(&self.target, self.password.as_deref(), context, &e)
     }
 
+    /// [`pg_error`], noting a connection-level failure (no SQLSTATE: reset, closed, IO) so the
+    /// next call outside a transaction reconnects; the client may not know it is closed yet.
+    fn fail(&mut self, context: &'static str, e: &postgres::Error) -> StoreError {
+        let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.code().is_none() && (e.is_closed() || io) {
+            self.broken = true;
+        }
+        pg_error(&self.target, self.password.as_deref(), context, e)
+    }
+
+    /// Reconnects when the server has closed the connection, so a PostgreSQL restart costs
+    /// the calls that were in flight, not the store. Inside a transaction it fails instead (the
+    /// transaction is lost; the caller's `ROLLBACK` ends it and the next call reconnects).
+    fn ensure_connected(&mut self) -> Result<(), StoreError> {
+        if !self.broken && !self.client.is_closed() {
+            return Ok(());
+        }
+        if self.in_transaction {
+            return Err(StoreError::Postgres {
+                target: self.target.clone(),
+                context: "transaction",
+                message: String::from("connection lost inside a transaction"),
+                code: None,
+            });
+        }
+        self.statements.clear();
+        let client = self.config.connect(NoTls).map_err(self.err("reconnect"))?;
+        self.broken = false;
+        tracing::info!(store = %self.target, "store reconnected to PostgreSQL");
+        self.client = client;
+        Ok(())
+    }
+
     fn statement(&mut self, context: &'static str, sql: &str) -> Result<Statement, StoreError> {
+        self.ensure_connected()?;
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self
-            .client
-            .prepare(sql)
-            .map_err(|e| pg_error(&self.target, self.password.as_deref(), context, &e))?;
+        let statement = self.client.prepare(sql).map_err(|e| self.fail(context, &e))?;
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
@@ -190,7 +231,7 @@ impl Backend for PostgresBackend {
     ) -> Result<u64, StoreError> {
         let statement = self.statement(context, sql)?;
         let result = self.client.execute(&statement, &refs(params));
-        result.map_err(self.err(context))
+        result.map_err(|e| self.fail(context, &e))
     }
 
     fn query(
@@ -200,21 +241,33 @@ impl Backend for PostgresBackend {
         params: &[Value],
     ) -> Result<Vec<Vec<Value>>, StoreError> {
         let statement = self.statement(context, sql)?;
-        let rows = self.client.query(&statement, &refs(params)).map_err(self.err(context))?;
+        let rows =
+            self.client.query(&statement, &refs(params)).map_err(|e| self.fail(context, &e))?;
         rows.iter().map(from_row).collect::<Result<_, _>>().map_err(self.err(context))
     }
 
     fn batch(&mut self, context: &'static str, sql: &str) -> Result<(), StoreError> {
+        if sql == "COMMIT" || sql == "ROLLBACK" {
+            self.in_transaction = false;
+            if (self.broken || self.client.is_closed()) && sql == "ROLLBACK" {
+                // Nothing to roll back: the server ended the transaction with the connection.
+                return Ok(());
+            }
+        } else {
+            self.ensure_connected()?;
+        }
         let result = self.client.batch_execute(sql);
         if result.is_err() || sql.contains("CREATE") || sql.contains("ALTER") {
             // A schema change can invalidate prepared statements' result types.
             self.statements.clear();
         }
-        result.map_err(self.err(context))
+        result.map_err(|e| self.fail(context, &e))
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
-        self.batch("begin", "BEGIN")
+        self.batch("begin", "BEGIN")?;
+        self.in_transaction = true;
+        Ok(())
     }
 
     fn lock_for_migration(&mut self) -> Result<(), StoreError> {

@@ -505,3 +505,49 @@ fn test_busy_classification_covers_postgres_lock_errors() {
     assert!(!pg(None).is_busy());
     assert!(!StoreError::Closed.is_busy());
 }
+
+#[test]
+fn test_postgres_store_survives_a_dropped_connection() {
+    for f in fixtures().into_iter().filter(|f| f.name == "postgres") {
+        let pid = f
+            .store
+            .blocking_call(|c| c.one("pid", "pid", "SELECT pg_backend_pid()", &[])?.unwrap().int(0))
+            .unwrap();
+        let killer = f.reopen();
+        // With a timeout, terminate waits until the backend is gone (PostgreSQL 14+).
+        let killed = killer
+            .blocking_call(move |c| {
+                let sql = format!("SELECT pg_terminate_backend({pid}, 5000)");
+                c.one("kill", "kill", &sql, &[])?.unwrap().bool(0)
+            })
+            .unwrap();
+        assert!(killed);
+        // The call that meets the dead connection may fail; the store must recover after it.
+        let first = f.store.kv_set("k", "v");
+        if let Err(e) = &first {
+            assert!(!e.to_string().is_empty());
+        }
+        f.store.kv_set("k", "v2").unwrap();
+        assert_eq!(f.store.kv_get("k").unwrap().as_deref(), Some("v2"));
+
+        // Lost inside a transaction: the rest must not run on a new connection outside it.
+        let result = f.store.blocking_call(move |c| {
+            c.transaction(|c| {
+                c.kv_set("t1", "1")?;
+                let pid = c.one("pid", "pid", "SELECT pg_backend_pid()", &[])?.unwrap().int(0)?;
+                killer.blocking_call(move |k| {
+                    let sql = format!("SELECT pg_terminate_backend({pid}, 5000)");
+                    k.one("kill", "kill", &sql, &[]).map(drop)
+                })?;
+                // A caller that ignores the first failure must still not write outside.
+                let _ = c.kv_set("t2", "2");
+                c.kv_set("t3", "3")
+            })
+        });
+        assert!(result.is_err(), "the transaction cannot have committed");
+        assert_eq!(f.store.kv_get("t1").unwrap(), None, "rolled back with the connection");
+        for key in ["t2", "t3"] {
+            assert_eq!(f.store.kv_get(key).unwrap(), None, "{key} ran outside the transaction");
+        }
+    }
+}
