@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every test qqbridge has: the README's test command (`.ci/run` runs exactly this).
 #
-# Idempotent and safe on a fresh clone: set-up steps install only what is missing (Synapse for
-# the Matrix tests through scripts/synapse.sh; later PostgreSQL the same way, one `step` line
-# each, using `need_apt` and `python_venv` below). Fails fast, naming the step.
+# Idempotent and safe on a fresh clone: set-up steps install only what is missing (Synapse
+# through scripts/synapse.sh, PostgreSQL through scripts/postgres.sh, Prometheus from Debian),
+# one `step` line each, using `need_apt` (scripts/lib.sh) and `python_venv` below. Fails fast,
+# naming the step.
 #
 # Environment: CARGO_TARGET_DIR is honoured; QQBRIDGE_TEST_SKIP_APT=1 makes `need_apt` fail
 # instead of installing (for machines where this script must not touch the system).
@@ -17,11 +18,15 @@ START=$SECONDS
 CURRENT_STEP="start-up"
 DONE_STEPS=()
 
-say() { printf 'test.sh: %s\n' "$*" >&2; }
-die() { say "$*"; exit 1; }
+# say, die, need_cmd, as_root, need_apt
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+SCRIPT_NAME=test.sh
 
+PG_DIR=""
 on_exit() {
     local status=$?
+    postgres_down
     if [ "$status" -ne 0 ]; then
         say "FAILED in step '${CURRENT_STEP}' (exit ${status}) after $((SECONDS - START)) s"
     fi
@@ -35,42 +40,6 @@ step() {
     printf '\n==> %s\n' "$CURRENT_STEP" >&2
     "$@"
     DONE_STEPS+=("$CURRENT_STEP")
-}
-
-# need_cmd COMMAND HINT: fails with HINT when COMMAND is not on PATH.
-need_cmd() {
-    command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed: $2"
-}
-
-# as_root COMMAND...: runs as root, through sudo when needed.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root to run '$*' (no sudo)"
-    fi
-}
-
-APT_UPDATED=0
-# need_apt PACKAGE...: installs the Debian packages that are missing; `apt-get update` runs at
-# most once per run, and not at all when everything is already installed.
-need_apt() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-            missing+=("$pkg")
-        fi
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    need_cmd apt-get "install these packages by hand: ${missing[*]}"
-    [ "${QQBRIDGE_TEST_SKIP_APT:-0}" = 1 ] && die "missing packages (QQBRIDGE_TEST_SKIP_APT=1): ${missing[*]}"
-    if [ "$APT_UPDATED" -eq 0 ]; then
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-        APT_UPDATED=1
-    fi
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
 # python_venv [PIP_PACKAGE...]: creates $ROOT/.venv with `python3 -m venv` unless it exists, then
@@ -115,6 +84,33 @@ promtool_rules() {
     promtool test rules metrics/prometheus/alerts.test.yaml
 }
 
+# postgres_down: stops and deletes the throwaway cluster of `postgres_suite`, if one runs.
+postgres_down() {
+    if [ -n "$PG_DIR" ]; then
+        scripts/postgres.sh stop "$PG_DIR/data" || say "could not stop the PostgreSQL cluster in $PG_DIR/data"
+        rm -rf "$PG_DIR"
+        PG_DIR=""
+    fi
+}
+
+# postgres_suite: the store suite and the store-backed integration tests again on a throwaway
+# PostgreSQL cluster (scripts/postgres.sh); each test creates and drops its own database in it.
+# The cluster is stopped by the EXIT trap as well, so a failing test does not leave it running.
+postgres_suite() {
+    need_cmd python3 "install Python 3 (picks a free port)"
+    scripts/postgres.sh install
+    # Under /dev/shm (tmpfs, fast) or /var/tmp: the `postgres` user must reach it, and /tmp may
+    # be private to root.
+    PG_DIR=$(mktemp -d /dev/shm/qqbridge-pg.XXXXXX 2>/dev/null || mktemp -d /var/tmp/qqbridge-pg.XXXXXX)
+    chmod 0755 "$PG_DIR"
+    local port url
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    url=$(scripts/postgres.sh start "$PG_DIR/data" "$port")
+    QQBRIDGE_TEST_POSTGRES_URL=$url cargo test --lib store
+    QQBRIDGE_TEST_POSTGRES_URL=$url cargo test --test integration manager
+    postgres_down
+}
+
 fidelity() {
     need_cmd python3 "install Python 3"
     if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
@@ -144,6 +140,7 @@ step "clippy" cargo clippy --all-targets -- -D warnings
 step "promtool" promtool_rules
 step "prometheus (real server, stalled poll fires QqPollStalled)" scripts/prometheus-test.sh
 step "test" cargo test --all-targets
+step "test on PostgreSQL (store suite, manager)" postgres_suite
 step "doctest" cargo test --doc
 step "fidelity (pandolia qqbot 2.3.11 against the emulator)" fidelity
 step "demo (scripted exchange, no wait)" scripts/demo.sh --no-wait

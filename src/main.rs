@@ -237,11 +237,26 @@ impl actix::Handler<QqEventsReceived> for EventLogger {
     }
 }
 
+/// Opens the configured store: SQLite at `store.path`, or PostgreSQL at the URL read from
+/// `store.postgres_url_env` (never printed: it may hold a password).
+fn open_store(config: &qqbridge::config::StoreConfig) -> anyhow::Result<Store> {
+    use qqbridge::config::StoreBackend;
+    match (config.backend, &config.postgres_url) {
+        (StoreBackend::Sqlite, _) => Store::open(&config.path)
+            .with_context(|| format!("cannot open the store at {}", config.path.display())),
+        (StoreBackend::Postgres, Some(url)) => {
+            Store::open_postgres(url.expose()).context("cannot open the PostgreSQL store")
+        }
+        (StoreBackend::Postgres, None) => {
+            bail!("store.backend is postgres but store.postgres_url_env names no set variable")
+        }
+    }
+}
+
 async fn run_bridge(config: Config) -> anyhow::Result<()> {
     use actix::Actor;
 
-    let store = Store::open(&config.store.path)
-        .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
+    let store = open_store(&config.store)?;
     let metrics = Metrics::new();
     let listener = std::net::TcpListener::bind(config.metrics.listen)
         .with_context(|| format!("cannot listen on metrics.listen = {}", config.metrics.listen))?;

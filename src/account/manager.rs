@@ -424,7 +424,12 @@ impl AccountManager {
     /// owner only: whoever drives the login (the operator, until the Matrix bot does it) finds it
     /// there.
     fn hand_to_person(&self, account: &str, suffix: &str, bytes: &[u8], what: &str) {
-        let dir = self.store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        let dir = self
+            .store
+            .path()
+            .and_then(std::path::Path::parent)
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
         let path = dir.join(format!("{account}-{suffix}"));
         match crate::store::write_private(&path, bytes) {
             Ok(()) => tracing::info!(%account, path = %path.display(), "{what}"),

@@ -1,12 +1,13 @@
-//! The store's schema as ordered migrations: entry `n` of [`MIGRATIONS`] moves the schema from
-//! version `n` to `n + 1`. Append only: never edit a migration that has shipped.
+//! The store's schema as ordered migrations, one list per backend: entry `n` moves the schema from
+//! version `n` to `n + 1`. Append only: never edit a migration that has shipped. Both lists have
+//! the same length and the same tables; they differ only in column types.
 
-/// Version 1: stored sessions, last known account state, and the per-account poll lease.
+/// SQLite version 1: stored sessions, last known account state, and the per-account poll lease.
 ///
 /// `sessions.session_json` holds a serialised `webqq::session::Session`, secrets included:
 /// this is why the file is 0600 (RELIABILITY.md §2). `poll_lease` keeps one poller per account
 /// across processes (protocol §7.1: a second poll2 steals messages; RELIABILITY.md §1.6).
-pub const V1_SESSIONS_ACCOUNTS_LEASES: &str = "
+pub const SQLITE_V1_SESSIONS_ACCOUNTS_LEASES: &str = "
 CREATE TABLE sessions (
     account_id   TEXT PRIMARY KEY,
     qq           INTEGER NOT NULL,
@@ -27,5 +28,158 @@ CREATE TABLE poll_lease (
 );
 ";
 
-/// Every migration in order; the schema version is the number applied.
-pub const MIGRATIONS: &[&str] = &[V1_SESSIONS_ACCOUNTS_LEASES];
+/// SQLite version 2: the Matrix side's tables (issue 4). SQLite stores booleans as 0 / 1.
+///
+/// - `processed_txns`: appservice transaction ids already handled (MATRIX.md §1; RELIABILITY.md
+///   G2): a replayed txnId is processed once, also after a restart.
+/// - `portals`: one room per stable chat key (STYLE.md §6: QQ numbers, group numbers, never
+///   per-session uins); `room_id` is NULL until the room exists. `spaces`: one per account.
+/// - `ghosts`, `ghost_rooms`: registration, profile and joined rooms of each QQ user's ghost.
+/// - `media`: uploads reused by content hash. `messages`: QQ message key ↔ Matrix event, both
+///   ways (replies, edits, echo suppression; RELIABILITY.md §1.2-1.4). `bridge_kv`: small state.
+pub const SQLITE_V2_MATRIX: &str = "
+CREATE TABLE processed_txns (
+    txn_id       TEXT PRIMARY KEY,
+    processed_at INTEGER NOT NULL
+);
+CREATE INDEX processed_txns_by_time ON processed_txns (processed_at);
+CREATE TABLE portals (
+    portal_key TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    account_id TEXT,
+    remote_id  TEXT NOT NULL,
+    room_id    TEXT UNIQUE,
+    name       TEXT,
+    topic      TEXT,
+    avatar_url TEXT,
+    encrypted  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX portals_by_account ON portals (account_id);
+CREATE TABLE spaces (
+    account_id TEXT PRIMARY KEY,
+    room_id    TEXT NOT NULL
+);
+CREATE TABLE ghosts (
+    qq          INTEGER PRIMARY KEY,
+    registered  INTEGER NOT NULL,
+    displayname TEXT,
+    avatar_hash TEXT,
+    avatar_url  TEXT,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE ghost_rooms (
+    qq      INTEGER NOT NULL,
+    room_id TEXT NOT NULL,
+    PRIMARY KEY (qq, room_id)
+);
+CREATE TABLE media (
+    content_hash TEXT PRIMARY KEY,
+    mxc          TEXT NOT NULL,
+    content_type TEXT,
+    size         INTEGER NOT NULL
+);
+CREATE TABLE messages (
+    portal_key TEXT NOT NULL,
+    remote_key TEXT NOT NULL,
+    room_id    TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    direction  TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (portal_key, remote_key)
+);
+CREATE INDEX messages_by_event ON messages (room_id, event_id);
+CREATE TABLE bridge_kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// PostgreSQL version 1: the tables of [`SQLITE_V1_SESSIONS_ACCOUNTS_LEASES`] with BIGINT.
+pub const POSTGRES_V1_SESSIONS_ACCOUNTS_LEASES: &str = "
+CREATE TABLE sessions (
+    account_id   TEXT PRIMARY KEY,
+    qq           BIGINT NOT NULL,
+    session_json TEXT NOT NULL,
+    updated_at   BIGINT NOT NULL
+);
+CREATE TABLE accounts (
+    account_id TEXT PRIMARY KEY,
+    qq         BIGINT NOT NULL,
+    state      TEXT NOT NULL,
+    reason     TEXT,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE poll_lease (
+    account_id TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+";
+
+/// PostgreSQL version 2: the tables of [`SQLITE_V2_MATRIX`] with BIGINT and BOOLEAN.
+pub const POSTGRES_V2_MATRIX: &str = "
+CREATE TABLE processed_txns (
+    txn_id       TEXT PRIMARY KEY,
+    processed_at BIGINT NOT NULL
+);
+CREATE INDEX processed_txns_by_time ON processed_txns (processed_at);
+CREATE TABLE portals (
+    portal_key TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    account_id TEXT,
+    remote_id  TEXT NOT NULL,
+    room_id    TEXT UNIQUE,
+    name       TEXT,
+    topic      TEXT,
+    avatar_url TEXT,
+    encrypted  BOOLEAN NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX portals_by_account ON portals (account_id);
+CREATE TABLE spaces (
+    account_id TEXT PRIMARY KEY,
+    room_id    TEXT NOT NULL
+);
+CREATE TABLE ghosts (
+    qq          BIGINT PRIMARY KEY,
+    registered  BOOLEAN NOT NULL,
+    displayname TEXT,
+    avatar_hash TEXT,
+    avatar_url  TEXT,
+    updated_at  BIGINT NOT NULL
+);
+CREATE TABLE ghost_rooms (
+    qq      BIGINT NOT NULL,
+    room_id TEXT NOT NULL,
+    PRIMARY KEY (qq, room_id)
+);
+CREATE TABLE media (
+    content_hash TEXT PRIMARY KEY,
+    mxc          TEXT NOT NULL,
+    content_type TEXT,
+    size         BIGINT NOT NULL
+);
+CREATE TABLE messages (
+    portal_key TEXT NOT NULL,
+    remote_key TEXT NOT NULL,
+    room_id    TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    direction  TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (portal_key, remote_key)
+);
+CREATE INDEX messages_by_event ON messages (room_id, event_id);
+CREATE TABLE bridge_kv (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// Every SQLite migration in order; the schema version is the number applied.
+pub const SQLITE: &[&str] = &[SQLITE_V1_SESSIONS_ACCOUNTS_LEASES, SQLITE_V2_MATRIX];
+
+/// Every PostgreSQL migration in order (same versions as [`SQLITE`]).
+pub const POSTGRES: &[&str] = &[POSTGRES_V1_SESSIONS_ACCOUNTS_LEASES, POSTGRES_V2_MATRIX];

@@ -1,20 +1,41 @@
-//! Persistence: stored WebQQ sessions (so a restart restores accounts without a new login), the
-//! last known state of each account, and the poll lease that keeps one poller per account.
+//! Persistence: stored WebQQ sessions, account states and poll leases; the Matrix side's portals,
+//! ghosts, message map, media and processed transactions. SQLite (default) or PostgreSQL.
 //!
-//! The default (and for now only) backend is SQLite ([`Store`], in `sqlite.rs`), schema in
-//! `migrations.rs`. Calls block on disk IO: they are short (one small row), but async callers
-//! should run them through `tokio::task::spawn_blocking` or an actor on its own arbiter, never
-//! while holding a poll. Secrets at rest: the directory is 0700 and the database (with its
-//! `-wal` and `-shm` files) 0600, checked and fixed at every open (RELIABILITY.md §2).
+//! [`Store`] is a cheap `Clone + Send + Sync` handle to one dedicated thread that owns the
+//! connection (`handle.rs`): the sync `postgres` client cannot run on a thread that drives a tokio
+//! runtime (actix arbiters do), and SQLite's connection is not `Sync`. Each method sends a command
+//! to that thread and blocks until it answers. Calls are short (one small row, or one indexed
+//! lookup), but they do block: async callers should use [`Store::call`] or wrap slow sequences in
+//! `tokio::task::spawn_blocking`, and never hold a poll while waiting. Commands run one at a time,
+//! in the order they were sent, so a sequence inside one [`Store::call`] is not interleaved with
+//! other callers' commands (use [`Conn::transaction`] for atomicity across processes).
+//!
+//! One set of SQL (`$1, $2, …` placeholders, `INSERT … ON CONFLICT … DO UPDATE`) serves both
+//! backends (`conn.rs`, `matrix.rs`); only the migrations differ (`migrations.rs`). Secrets at
+//! rest: the SQLite directory is 0700 and the database (with `-wal` and `-shm`) 0600, checked and
+//! fixed at every open (RELIABILITY.md §2). A PostgreSQL URL holds a password: it never appears in
+//! an error or a log.
 
+pub(crate) mod backend;
+pub mod conn;
+pub mod handle;
+pub mod matrix;
 pub mod migrations;
+pub mod postgres;
+pub mod rows;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 
-pub use sqlite::Store;
+pub use conn::Conn;
+pub use handle::Store;
+pub use postgres::ScratchDatabase;
+pub use rows::{AccountStateRow, Direction, Ghost, Media, MessageRow, Portal};
 
-/// Why a store operation failed. Messages name the file or account, never a stored secret.
+/// Why a store operation failed. Messages name the file, the server (host, port, database, user)
+/// or the account, never a stored secret nor a connection password.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database or its directory could not be created, opened or given safe permissions.
@@ -23,43 +44,48 @@ pub enum StoreError {
     /// SQLite refused an operation (busy, read-only, disk full, corrupt file…).
     #[error("store {}: {context}: {source}", path.display())]
     Sqlite { path: PathBuf, context: &'static str, source: rusqlite::Error },
+    /// PostgreSQL refused an operation or the connection failed. `message` is the driver's text
+    /// with the password removed; `code` the SQLSTATE when the server sent one.
+    #[error("store {target}: {context}: {message}")]
+    Postgres { target: String, context: &'static str, message: String, code: Option<String> },
+    /// The PostgreSQL URL does not parse (it is not quoted: it may hold a password).
+    #[error("store postgres url is invalid: {reason}")]
+    InvalidUrl { reason: String },
     /// The database was written by a newer qqbridge (its schema version is higher than ours).
-    #[error("store {}: schema version {found} is newer than this build's {known}", path.display())]
-    TooNew { path: PathBuf, found: i64, known: usize },
+    #[error("store {store}: schema version {found} is newer than this build's {known}")]
+    TooNew { store: String, found: i64, known: usize },
     /// A stored session does not decode; the account needs a new login.
     #[error("stored session of account {account_id} is unreadable: {reason}")]
     CorruptSession { account_id: String, reason: String },
+    /// A stored row does not decode (wrong column type, invalid Matrix id).
+    #[error("store table {table}: unreadable row: {reason}")]
+    CorruptRow { table: &'static str, reason: String },
     /// A value does not fit the column (a QQ number above `i64::MAX`).
     #[error("account {account_id}: qq {qq} does not fit the store")]
     OutOfRange { account_id: String, qq: u64 },
+    /// The store thread has stopped (it panicked, or the process is shutting down).
+    #[error("store thread has stopped")]
+    Closed,
 }
 
+/// SQLSTATEs after which retrying the same statement shortly may succeed: serialization
+/// failure, deadlock, lock not available (`lock_timeout`), and query canceled by
+/// `statement_timeout`.
+const PG_RETRYABLE: [&str; 4] = ["40001", "40P01", "55P03", "57014"];
+
 impl StoreError {
-    /// Whether another connection holds the lock: retrying shortly may succeed.
+    /// Whether another connection holds a lock (SQLite busy / locked; PostgreSQL serialization
+    /// failure, deadlock, lock timeout): retrying shortly may succeed.
     pub fn is_busy(&self) -> bool {
         match self {
             Self::Sqlite { source: rusqlite::Error::SqliteFailure(e, _), .. } => matches!(
                 e.code,
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
             ),
+            Self::Postgres { code: Some(code), .. } => PG_RETRYABLE.contains(&code.as_str()),
             _ => false,
         }
     }
-}
-
-/// The last known state of one account, as [`Store::account_states`] returns it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountStateRow {
-    /// The configured account id.
-    pub account_id: String,
-    /// The account's QQ number.
-    pub qq: u64,
-    /// The state name (e.g. `CONNECTED`, `BAD_CREDENTIALS`; RELIABILITY.md §1.6).
-    pub state: String,
-    /// Why it is in that state, when known (e.g. `qq-kicked`).
-    pub reason: Option<String>,
-    /// When the state was recorded, Unix seconds.
-    pub updated_at: u64,
 }
 
 /// Writes a file readable by its owner only (RELIABILITY.md §2, secrets at rest): stored

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use qqbridge::emulator::{self, Emulator, EmulatorOptions, Listeners, World};
+use qqbridge::store::{ScratchDatabase, Store};
 use qqbridge::webqq::client::{ClientConfig, WebQqClient};
 use serde_json::{Value, json};
 
@@ -107,4 +108,38 @@ impl TestEmulator {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+/// Where [`test_store`] put the database; keeps it alive (drops the PostgreSQL scratch database,
+/// or deletes the SQLite temp dir, when dropped).
+pub enum StoreGuard {
+    /// A SQLite file in a temp dir.
+    Sqlite { _dir: tempfile::TempDir, path: std::path::PathBuf },
+    /// A scratch database on the server of `QQBRIDGE_TEST_POSTGRES_URL`.
+    Postgres(ScratchDatabase),
+}
+
+impl StoreGuard {
+    /// Another connection to the same database (a restarted bridge, or a second process).
+    pub fn reopen(&self) -> Store {
+        match self {
+            StoreGuard::Sqlite { path, .. } => Store::open_sqlite(path).unwrap(),
+            StoreGuard::Postgres(db) => Store::open_postgres(db.url()).unwrap(),
+        }
+    }
+}
+
+/// A fresh store: a scratch PostgreSQL database when `QQBRIDGE_TEST_POSTGRES_URL` is set
+/// (`scripts/postgres.sh start` prints one), else SQLite in a temp dir. Safe to call from async
+/// tests (no PostgreSQL call runs on the calling thread).
+pub fn test_store() -> (Store, StoreGuard) {
+    let guard = match ScratchDatabase::from_env() {
+        Some(db) => StoreGuard::Postgres(db.unwrap()),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("store").join("qqbridge.sqlite3");
+            StoreGuard::Sqlite { _dir: dir, path }
+        }
+    };
+    (guard.reopen(), guard)
 }

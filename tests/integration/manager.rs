@@ -17,7 +17,7 @@ use qqbridge::store::Store;
 use qqbridge::webqq::{QqNumber, Secret};
 use serde_json::json;
 
-use crate::harness::TestEmulator;
+use crate::harness::{TestEmulator, test_store};
 
 struct Sink;
 
@@ -81,10 +81,9 @@ async fn test_accounts_added_removed_and_restored() {
         json!({"qq": 20001, "password": "pw", "nick": "second", "captcha": false}),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("store").join("qqbridge.sqlite3");
+    let (store, db) = test_store();
     let metrics = Metrics::new();
-    let first = manager(&te, &metrics, Store::open(&db).unwrap());
+    let first = manager(&te, &metrics, store);
     first.send(add("main", 10001, "password")).await.unwrap().unwrap();
     first.send(add("second", 20001, "pw")).await.unwrap().unwrap();
     assert!(first.send(add("main", 10001, "password")).await.unwrap().is_err(), "ids are unique");
@@ -117,7 +116,7 @@ async fn test_accounts_added_removed_and_restored() {
     let logins =
         te.control_get("state").await["counters"]["login"]["requests"].as_u64().unwrap_or(0);
     let metrics = Metrics::new();
-    let second = manager(&te, &metrics, Store::open(&db).unwrap());
+    let second = manager(&te, &metrics, db.reopen());
     second.send(add("main", 10001, "password")).await.unwrap().unwrap();
     wait_connected(&second, &["main"]).await;
     let after =
@@ -130,11 +129,11 @@ async fn test_accounts_added_removed_and_restored() {
         )
         .is_some()
     );
-    let rows = Store::open(&db).unwrap().account_states().unwrap();
+    let rows = db.reopen().account_states().unwrap();
     assert!(rows.iter().any(|r| r.account_id == "main" && r.state == "CONNECTED"), "{rows:?}");
     // While the first manager holds the account, a second process may not poll it (§7.1).
-    let first_holds = manager(&te, &Metrics::new(), Store::open(&db).unwrap());
-    let rival = manager(&te, &Metrics::new(), Store::open(&db).unwrap());
+    let first_holds = manager(&te, &Metrics::new(), db.reopen());
+    let rival = manager(&te, &Metrics::new(), db.reopen());
     first_holds.send(add("lease", 20001, "pw")).await.unwrap().unwrap();
     let refused = rival.send(add("lease", 20001, "pw")).await.unwrap().unwrap_err();
     assert!(refused.contains("another qqbridge process"), "{refused}");
@@ -162,9 +161,9 @@ async fn wait_metric(metrics: &Metrics, series: &str, at_least: f64) {
 #[actix::test]
 async fn test_faults_drive_states_restarts_and_metrics() {
     let te = TestEmulator::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let (store, _db) = test_store();
     let metrics = Metrics::new();
-    let manager = manager(&te, &metrics, Store::open(&dir.path().join("db.sqlite3")).unwrap());
+    let manager = manager(&te, &metrics, store);
     manager.send(add("main", 10001, "password")).await.unwrap().unwrap();
     wait_connected(&manager, &["main"]).await;
 
