@@ -296,8 +296,20 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
     let metrics_server = actix::spawn(qqbridge::metrics::serve(listener, metrics.clone(), async {
         metrics_stopped.await.ok();
     }));
-    let logger = EventLogger.start();
-    let manager = AccountManager::new(settings, metrics, store, logger.recipient()).start();
+    // With the Matrix side on, the bridge is the accounts' event sink; without it, a logger.
+    let (manager, matrix_side) = if config.bridge.enabled {
+        let listener =
+            std::net::TcpListener::bind(config.appservice.listen).with_context(|| {
+                format!("cannot listen on appservice.listen = {}", config.appservice.listen)
+            })?;
+        let side = qqbridge::bridge::startup::start(&config, store, metrics, settings, listener)
+            .await
+            .context("the Matrix side did not start")?;
+        (side.accounts.clone(), Some(side))
+    } else {
+        let logger = EventLogger.start();
+        (AccountManager::new(settings, metrics, store, logger.recipient()).start(), None)
+    };
     for account in config.enabled_accounts() {
         let credentials = match account.login {
             LoginMode::Password => match &account.password {
@@ -318,6 +330,9 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down; stored sessions stay valid for the restart");
     stop_metrics.send(()).ok();
     metrics_server.await.ok();
+    if let Some(side) = matrix_side {
+        side.stop().await;
+    }
     actix::System::current().stop();
     Ok(())
 }

@@ -24,12 +24,15 @@ use crate::account::poller::StopReason;
 use crate::account::poller_actor::{
     PollFinished, PollerActor, PollerNeedsRelink, PollerReports, PollerStopped, QqEventsReceived,
 };
+use crate::account::resolve::{Lookup, Resolution, Resolver};
 use crate::account::sender_actor::{QueueMessage, SendReport, SenderActor};
 use crate::account::state::{self, AccountState, Signal};
+use crate::webqq::api::get_friend_uin2::KIND_PERSON;
 use crate::webqq::client::WebQqClient;
 use crate::webqq::directory::Directory;
 use crate::webqq::retcode::Action;
 use crate::webqq::session::Session;
+use crate::webqq::{Gid, QqNumber, Uin};
 
 /// One QQ account.
 pub struct AccountActor {
@@ -43,6 +46,12 @@ pub struct AccountActor {
     sender: Option<Addr<SenderActor>>,
     pending: Vec<QueueMessage>,
     captcha: Option<tokio::sync::oneshot::Sender<String>>,
+    /// The session's id tables; `None` until the directory is loaded after a login.
+    resolver: Option<Resolver>,
+    /// Poll batches waiting for the directory or for a lookup, in order.
+    unresolved: std::collections::VecDeque<QqEventsReceived>,
+    /// A lookup is in flight: later batches wait behind it.
+    resolving: bool,
     relogins: u32,
     relinked_after_kick: bool,
     pollers_started: u32,
@@ -70,6 +79,9 @@ impl AccountActor {
             sender: None,
             pending: Vec::new(),
             captcha: None,
+            resolver: None,
+            unresolved: std::collections::VecDeque::new(),
+            resolving: false,
             relogins: 0,
             relinked_after_kick: false,
             pollers_started: 0,
@@ -206,6 +218,8 @@ impl AccountActor {
     fn logged_in(&mut self, client: Arc<WebQqClient>, ctx: &mut Context<Self>) {
         self.relogins = 0;
         self.login = None;
+        // A new session has new uins: events wait for its directory.
+        self.resolver = None;
         self.captcha = None;
         self.client = Some(client.clone());
         if let Some(session) = client.session() {
@@ -225,7 +239,10 @@ impl AccountActor {
                     tracing::warn!(account = %act.settings.id, %error, "contact lists not loaded");
                     Directory::default()
                 });
-                act.start_sender(client, Arc::new(directory), ctx);
+                let directory = Arc::new(directory);
+                act.resolver = Some(Resolver::new((*directory).clone(), act.settings.qq));
+                act.start_sender(client, directory, ctx);
+                act.resolve_next(ctx);
             },
         ));
     }
@@ -233,7 +250,7 @@ impl AccountActor {
     fn start_poller(&mut self, client: Arc<WebQqClient>, ctx: &mut Context<Self>) {
         let me = ctx.address();
         let reports = PollerReports {
-            events: self.events.clone(),
+            events: me.clone().recipient(),
             finished: me.clone().recipient(),
             relink: me.clone().recipient(),
             stopped: me.recipient(),
@@ -273,6 +290,108 @@ impl AccountActor {
             sender.do_send(message);
         }
         self.sender = Some(sender);
+    }
+}
+
+impl AccountActor {
+    /// Queues a poll batch for resolution; batches leave in the order they came.
+    fn enqueue_batch(&mut self, batch: QqEventsReceived, ctx: &mut Context<Self>) {
+        self.unresolved.push_back(batch);
+        self.resolve_next(ctx);
+    }
+
+    /// Resolves queued batches while no lookup is in flight and the directory is there.
+    fn resolve_next(&mut self, ctx: &mut Context<Self>) {
+        while !self.resolving && self.resolver.is_some() {
+            let Some(batch) = self.unresolved.pop_front() else { return };
+            self.resolve_from(batch, 0, ctx);
+        }
+    }
+
+    /// Resolves `batch` from event `next` on, and hands it on when done; a lookup suspends it
+    /// (and the queue behind it) until the answer is in.
+    fn resolve_from(
+        &mut self,
+        mut batch: QqEventsReceived,
+        mut next: usize,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(resolver) = &self.resolver else {
+            self.unresolved.push_front(batch);
+            return;
+        };
+        while let Some(event) = batch.events.get(next) {
+            match resolver.resolve(event) {
+                Resolution::Done(resolved) => {
+                    batch.resolved.extend(resolved);
+                    next += 1;
+                }
+                Resolution::Lookup(lookup) => return self.look_up(lookup, batch, next, ctx),
+            }
+        }
+        self.events.do_send(batch);
+    }
+
+    fn look_up(
+        &mut self,
+        lookup: Lookup,
+        batch: QqEventsReceived,
+        next: usize,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(client) = self.client.clone() else {
+            if let Some(resolver) = self.resolver.as_mut() {
+                resolver.lookup_failed(lookup);
+            }
+            return self.resolve_from(batch, next, ctx);
+        };
+        self.resolving = true;
+        ctx.spawn(async move { learn(&client, lookup).await }.into_actor(self).map(
+            move |learned, act, ctx| {
+                if let Some(resolver) = act.resolver.as_mut() {
+                    match learned {
+                        Ok(Learned::Person(uin, qq)) => resolver.learn_person(uin, qq),
+                        Ok(Learned::Members(gid, names)) => resolver.learn_group_members(gid, names),
+                        Err(error) => {
+                            tracing::warn!(account = %act.settings.id, %error, ?lookup, "lookup failed; the event goes on without it");
+                            resolver.lookup_failed(lookup);
+                        }
+                    }
+                }
+                act.resolving = false;
+                act.resolve_from(batch, next, ctx);
+                act.resolve_next(ctx);
+            },
+        ));
+    }
+}
+
+/// What a lookup taught.
+enum Learned {
+    Person(Uin, QqNumber),
+    Members(Gid, Vec<(Uin, String)>),
+}
+
+async fn learn(client: &WebQqClient, lookup: Lookup) -> Result<Learned, crate::webqq::Error> {
+    match lookup {
+        Lookup::Person(uin) => {
+            let answer = client.friend_uin(uin.get(), KIND_PERSON).await?;
+            Ok(Learned::Person(uin, QqNumber::new(answer.account)))
+        }
+        Lookup::GroupMembers(gid, code) => {
+            let details = client.group_info(code).await?;
+            let cards = details.cards.unwrap_or_default();
+            let names = details
+                .minfo
+                .into_iter()
+                .map(|member| {
+                    let card = cards.iter().find(|c| c.muin == member.uin).map(|c| c.card.clone());
+                    let name = card.filter(|c| !c.is_empty()).unwrap_or(member.nick);
+                    (member.uin, crate::webqq::content::unescape_entities(&name))
+                })
+                .collect();
+            Ok(Learned::Members(gid, names))
+        }
     }
 }
 
@@ -393,6 +512,15 @@ impl Handler<QrCodeIssued> for AccountActor {
         self.signal(Signal::QrIssued, Some("scan the QR code with QQ".into()));
         self.observer
             .do_send(AccountEvent::QrCode { account: self.settings.id.clone(), png: msg.png });
+    }
+}
+
+impl Handler<QqEventsReceived> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
+        tracing::debug!(account = %self.settings.id, events = msg.events.len(), ready = self.resolver.is_some(), "poll batch");
+        self.enqueue_batch(msg, ctx);
     }
 }
 

@@ -24,6 +24,9 @@ pub struct QqEventsReceived {
     pub account: String,
     /// The events, in the order of the answer.
     pub events: Vec<PollEvent>,
+    /// The same events keyed by permanent numbers, for the bridge: empty from the poller, filled
+    /// in by the account (which holds the session's directory) before it hands them on.
+    pub resolved: Vec<crate::account::resolve::QqEvent>,
 }
 
 /// Event: one poll finished, for health reporting. Sent by `PollerActor` to its account.
@@ -133,9 +136,11 @@ impl PollerActor {
         match step {
             PollStep::Deliver(events) => {
                 let ends = Poller::ends_session(&events);
-                self.reports
-                    .events
-                    .do_send(QqEventsReceived { account: self.account.clone(), events });
+                self.reports.events.do_send(QqEventsReceived {
+                    account: self.account.clone(),
+                    events,
+                    resolved: Vec::new(),
+                });
                 if ends {
                     self.reports.stopped.do_send(PollerStopped { reason: StopReason::Kicked });
                     ctx.stop();

@@ -7,6 +7,7 @@
 mod tidy;
 
 mod accounts;
+mod bridge;
 mod cli;
 mod harness;
 mod manager;

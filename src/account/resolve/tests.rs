@@ -1,3 +1,5 @@
+//! Tests of [`super::Resolver`]: ids resolved, lookups asked for, nothing dropped.
+
 use serde_json::json;
 
 use super::*;

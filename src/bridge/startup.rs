@@ -1,0 +1,218 @@
+//! Start-up of the Matrix side (MATRIX.md §3, "Start-up"): read and check the registration,
+//! start the account manager with the bridge as its event sink, serve the appservice API, wait
+//! for the homeserver, check `whoami`, register the bot and ping the appservice through the
+//! homeserver. Each failure is a [`StartupError`] that says what to fix.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use ruma::{OwnedServerName, OwnedUserId, TransactionId, UserId};
+use tokio::sync::oneshot;
+
+use crate::account::manager::{AccountManager, ManagerSettings};
+use crate::bridge::actor::BridgeActor;
+use crate::bridge::ids::GhostIds;
+use crate::bridge::intake::Intake;
+use crate::bridge::portal::{Bridge, BridgeSettings};
+use crate::config::Config;
+use crate::matrix::appservice::{self, AppserviceStatus, ServerSettings};
+use crate::matrix::client::{ClientSettings, MatrixClient};
+use crate::matrix::registration::Registration;
+use crate::matrix::{Error, Token};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// How long start-up waits for the homeserver to answer at all.
+const HOMESERVER_DEADLINE: Duration = Duration::from_secs(120);
+/// How often it asks meanwhile.
+const HOMESERVER_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why the Matrix side did not start. Each message names the setting or the step.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The registration file is missing, unreadable or disagrees with the config.
+    #[error("{0}")]
+    Registration(String),
+    /// A configured id does not parse.
+    #[error("config: {0}")]
+    BadConfig(String),
+    /// The homeserver never answered.
+    #[error("the homeserver at {url} did not answer: {source}")]
+    Unreachable {
+        /// `homeserver.address`.
+        url: String,
+        /// The last error.
+        source: Error,
+    },
+    /// `whoami` failed or named someone else: the as_token is not registered there.
+    #[error(
+        "the homeserver does not accept the registration's as_token ({0}); is the registration file loaded by the homeserver?"
+    )]
+    Token(String),
+    /// The bot could not be registered.
+    #[error("cannot register the bridge bot: {0}")]
+    Bot(Error),
+    /// The homeserver could not reach the appservice listener.
+    #[error("the homeserver cannot reach the bridge at {url}: {source}")]
+    Ping {
+        /// `appservice.address`.
+        url: String,
+        /// What the ping said.
+        source: Error,
+    },
+    /// The appservice listener could not serve.
+    #[error("appservice listener: {0}")]
+    Listen(std::io::Error),
+}
+
+/// The running Matrix side.
+pub struct MatrixSide {
+    /// The account manager (its events flow into the bridge).
+    pub accounts: Addr<AccountManager>,
+    /// Readiness shown on `/health/ready`.
+    pub status: AppserviceStatus,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl MatrixSide {
+    /// Stops the appservice listener (in-flight transactions finish).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+/// Starts everything of the Matrix side on the current actix system. `listener` is the bound
+/// `appservice.listen`.
+pub async fn start(
+    config: &Config,
+    store: Store,
+    metrics: Metrics,
+    manager: ManagerSettings,
+    listener: TcpListener,
+) -> Result<MatrixSide, StartupError> {
+    let registration = Registration::read(&config.appservice.registration)
+        .map_err(|e| StartupError::Registration(e.to_string()))?;
+    registration.check_against(config).map_err(|e| StartupError::Registration(e.to_string()))?;
+    let server_name = OwnedServerName::try_from(config.homeserver.domain.as_str())
+        .map_err(|e| StartupError::BadConfig(format!("homeserver.domain: {e}")))?;
+    let bot = UserId::parse(config.bot_user_id())
+        .map_err(|e| StartupError::BadConfig(format!("appservice.bot_localpart: {e}")))?;
+    let homeserver = url::Url::parse(&config.homeserver.address)
+        .map_err(|e| StartupError::BadConfig(format!("homeserver.address: {e}")))?;
+    let ghosts = GhostIds::new(&config.bridge.username_template, &server_name)
+        .ok_or_else(|| StartupError::BadConfig("bridge.username_template needs {qq}".into()))?;
+    let owners = owners(config)?;
+    let as_token = Token::new(registration.as_token.expose().clone());
+    let settings = ClientSettings::new(
+        homeserver,
+        server_name,
+        as_token,
+        bot.clone(),
+        config.appservice.id.clone(),
+    );
+    let matrix = MatrixClient::new(settings, metrics.clone())
+        .map_err(|e| StartupError::BadConfig(format!("matrix client: {e}")))?;
+
+    connect(&matrix, &bot, &config.homeserver.address, &config.appservice.bot_localpart).await?;
+
+    let bridge_settings = BridgeSettings {
+        bot,
+        ghosts,
+        displayname_template: config.bridge.displayname_template.clone(),
+        owners,
+    };
+    let bridge_store = store.clone();
+    let manager_metrics = metrics.clone();
+    let bridge_matrix = matrix.clone();
+    let (bridge_tx, bridge_rx) = oneshot::channel();
+    let _actor = BridgeActor::create(move |ctx| {
+        let accounts = AccountManager::new(
+            manager,
+            manager_metrics,
+            bridge_store.clone(),
+            ctx.address().recipient(),
+        )
+        .start();
+        let bridge =
+            Arc::new(Bridge::new(bridge_settings, bridge_matrix, bridge_store, accounts.clone()));
+        let _ = bridge_tx.send((bridge.clone(), accounts));
+        BridgeActor::new(bridge)
+    });
+    let (bridge, accounts) = bridge_rx
+        .await
+        .map_err(|_| StartupError::BadConfig("bridge actor did not start".into()))?;
+
+    let status = AppserviceStatus::new();
+    let mut server_settings =
+        ServerSettings::new(Token::new(registration.hs_token.expose().clone()));
+    server_settings.max_body_bytes =
+        usize::try_from(config.appservice.max_body_bytes).unwrap_or(usize::MAX);
+    let intake = Arc::new(Intake::new(bridge, store));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(appservice::serve(
+        listener,
+        server_settings,
+        intake,
+        status.clone(),
+        metrics,
+        async {
+            stopped.await.ok();
+        },
+    ));
+    let mut side =
+        MatrixSide { accounts, status: status.clone(), stop: Some(stop), server: Some(server) };
+
+    let ping = TransactionId::new();
+    if let Err(source) = matrix.appservice_ping(&ping).await {
+        if let Some(stop) = side.stop.take() {
+            let _ = stop.send(());
+        }
+        return Err(StartupError::Ping { url: config.appservice.address.clone(), source });
+    }
+    status.set_ready(true);
+    tracing::info!(listen = %config.appservice.listen, "appservice ready; the homeserver reaches us");
+    Ok(side)
+}
+
+/// Waits for the homeserver, checks the token with `whoami` and registers the bot.
+async fn connect(
+    matrix: &MatrixClient,
+    bot: &UserId,
+    url: &str,
+    localpart: &str,
+) -> Result<(), StartupError> {
+    matrix
+        .wait_for_homeserver(HOMESERVER_INTERVAL, HOMESERVER_DEADLINE)
+        .await
+        .map_err(|source| StartupError::Unreachable { url: url.to_owned(), source })?;
+    match matrix.whoami().await {
+        Ok(me) if me == bot => {}
+        Ok(other) => {
+            return Err(StartupError::Token(format!("whoami answered {other}, not {bot}")));
+        }
+        Err(error) => return Err(StartupError::Token(error.to_string())),
+    }
+    matrix.ensure_registered(localpart).await.map_err(StartupError::Bot)
+}
+
+/// The owner of each enabled account.
+fn owners(config: &Config) -> Result<BTreeMap<String, OwnedUserId>, StartupError> {
+    config
+        .enabled_accounts()
+        .map(|account| {
+            let owner = account.owner.as_deref().unwrap_or_default();
+            UserId::parse(owner).map(|user| (account.id.clone(), user)).map_err(|e| {
+                StartupError::BadConfig(format!("accounts[{}].owner: {e}", account.id))
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,223 @@
+//! The whole bridge against a real Synapse and the emulator: portals created on the first
+//! message, ghosts named from QQ, messages both ways for a friend chat and a group, echoes and
+//! redeliveries not bridged twice.
+
+use std::time::Duration;
+
+use qqbridge::account::account_actor::Credentials;
+use qqbridge::account::manager::{AddAccount, GetStates, ManagerSettings};
+use qqbridge::account::poller::Backoff;
+use qqbridge::account::send_queue::SendPolicy;
+use qqbridge::account::state::AccountState;
+use qqbridge::bridge::startup;
+use qqbridge::config::AccountConfig;
+use qqbridge::metrics::Metrics;
+use qqbridge::webqq::{QqNumber, Secret};
+use serde_json::{Value, json};
+
+use crate::harness::{TestEmulator, test_store};
+use crate::synapse::{call, lease, register_user};
+
+const ME: u64 = 10001;
+const ALICE: u64 = 10002;
+const BREATH: u64 = 10003;
+const GROUP: u64 = 346_167_134;
+
+/// The owner's view: every room they are invited to or joined, with its timeline texts.
+struct Owner {
+    user_id: String,
+    token: String,
+    /// The last sync's `next_batch`: Synapse caches identical sync requests, so each call
+    /// continues from the previous one.
+    since: std::sync::Mutex<Option<String>>,
+}
+
+impl Owner {
+    /// Joins every room the owner is invited to; answers the joined rooms.
+    async fn join_invites(&self) -> Vec<String> {
+        let since = self.since.lock().unwrap().clone();
+        // A fresh timeout each call: Synapse answers an identical sync request from a cache for
+        // a while, which would hide a new invite.
+        let timeout = 10 + rand::random::<u16>() % 1000;
+        let path = match since {
+            Some(since) => {
+                format!("/_matrix/client/v3/sync?timeout={timeout}&since={}", urlencode(&since))
+            }
+            None => format!("/_matrix/client/v3/sync?timeout={timeout}"),
+        };
+        let (status, sync) = call("GET", &path, Some(&self.token), None).await;
+        assert_eq!(status, 200, "{sync}");
+        *self.since.lock().unwrap() = sync["next_batch"].as_str().map(str::to_owned);
+        if let Some(invites) = sync["rooms"]["invite"].as_object() {
+            for room in invites.keys() {
+                let path = format!("/_matrix/client/v3/rooms/{}/join", urlencode(room));
+                let (status, body) = call("POST", &path, Some(&self.token), Some(json!({}))).await;
+                assert_eq!(status, 200, "join {room}: {body}");
+            }
+        }
+        let (_, joined) =
+            call("GET", "/_matrix/client/v3/joined_rooms", Some(&self.token), None).await;
+        joined["joined_rooms"]
+            .as_array()
+            .map(|rooms| rooms.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The `m.room.message` events of `room`, oldest first.
+    async fn messages(&self, room: &str) -> Vec<Value> {
+        let path = format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50", urlencode(room));
+        let (status, body) = call("GET", &path, Some(&self.token), None).await;
+        assert_eq!(status, 200, "{body}");
+        let mut events: Vec<Value> = body["chunk"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["type"] == "m.room.message")
+            .collect();
+        events.reverse();
+        events
+    }
+
+    /// Waits until some room has a message with `body`; answers (room, event).
+    async fn wait_for(&self, body: &str) -> (String, Value) {
+        for _ in 0..150 {
+            for room in self.join_invites().await {
+                if let Some(event) =
+                    self.messages(&room).await.into_iter().find(|e| e["content"]["body"] == body)
+                {
+                    return (room, event);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut seen = Vec::new();
+        for room in self.join_invites().await {
+            seen.extend(self.messages(&room).await.into_iter().map(|e| e["content"].clone()));
+        }
+        panic!("no room of {} got {body:?}; seen: {seen:?}", self.user_id);
+    }
+
+    async fn send(&self, room: &str, body: &str) {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/t{}",
+            urlencode(room),
+            rand::random::<u64>()
+        );
+        let (status, answer) =
+            call("PUT", &path, Some(&self.token), Some(json!({"msgtype": "m.text", "body": body})))
+                .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+async fn sent_texts(te: &TestEmulator) -> Vec<String> {
+    te.sent(ME).await.iter().map(|m| m.to_string()).collect()
+}
+
+#[actix::test]
+async fn test_friend_and_group_both_ways_through_synapse() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("QQBRIDGE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let te = TestEmulator::start().await;
+    let mut slot = lease();
+    let (owner_id, token) = register_user(&format!("owner{}", slot.index)).await;
+    let owner = Owner { user_id: owner_id.clone(), token, since: Default::default() };
+    let (store, _guard) = test_store();
+    let mut config = slot.config.clone();
+    config.accounts = vec![AccountConfig {
+        id: "me".into(),
+        qq: ME,
+        login: qqbridge::config::LoginMode::Password,
+        password: Some(Secret::new("password".into())),
+        password_env: None,
+        enabled: true,
+        owner: Some(owner_id.clone()),
+    }];
+    let manager = ManagerSettings {
+        client: te.client_config(),
+        backoff: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) },
+        send: SendPolicy { min_interval: Duration::from_millis(50), ..SendPolicy::default() },
+        max_relogins: 3,
+        arbiters: 1,
+        login_concurrency: 4,
+        per_account: true,
+    };
+    let listener = slot.listener.take().unwrap();
+    let side = startup::start(&config, store, Metrics::new(), manager, listener).await.unwrap();
+    assert!(side.status.is_ready(), "the start-up ping went through Synapse");
+    let add = AddAccount {
+        id: "me".into(),
+        qq: QqNumber::new(ME),
+        credentials: Credentials::Password(Secret::new("password".into())),
+    };
+    side.accounts.send(add).await.unwrap().unwrap();
+    // The emulator delivers to logged-in sessions only.
+    for _ in 0..100 {
+        let states = side.accounts.send(GetStates).await.unwrap();
+        if states.iter().any(|(_, state, _)| *state == AccountState::Connected) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // QQ → Matrix, friend: a DM portal with the friend's ghost, named from QQ.
+    te.post_message(ME, "friend", ALICE, "hello from QQ <b>", json!({})).await;
+    let (dm, event) = owner.wait_for("hello from QQ <b>").await;
+    let ghost = format!("@{}:localhost", slot.ghost_localpart(ALICE));
+    assert_eq!(event["sender"], ghost.as_str());
+    let profile = format!("/_matrix/client/v3/profile/{}", urlencode(&ghost));
+    let (_, profile) = call("GET", &profile, Some(&owner.token), None).await;
+    assert!(profile["displayname"].as_str().unwrap_or_default().contains("(QQ)"), "{profile}");
+
+    // Matrix → QQ, friend.
+    owner.send(&dm, "hello from Matrix").await;
+    for _ in 0..100 {
+        if sent_texts(&te).await.iter().any(|m| m.contains("hello from Matrix")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sent = sent_texts(&te).await;
+    assert_eq!(sent.iter().filter(|m| m.contains("hello from Matrix")).count(), 1, "{sent:?}");
+
+    // QQ → Matrix, group: a second portal, the member's ghost.
+    te.post_message(ME, "group", BREATH, "group hello", json!({"group": GROUP})).await;
+    let (group_room, event) = owner.wait_for("group hello").await;
+    assert_ne!(group_room, dm);
+    assert_eq!(event["sender"], format!("@{}:localhost", slot.ghost_localpart(BREATH)).as_str());
+
+    // Matrix → QQ, group; the echo QQ sends back is not bridged a second time.
+    owner.send(&group_room, "to the group").await;
+    for _ in 0..100 {
+        if sent_texts(&te).await.iter().any(|m| m.contains("to the group")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let bodies: Vec<Value> = owner
+        .messages(&group_room)
+        .await
+        .into_iter()
+        .map(|e| e["content"]["body"].clone())
+        .collect();
+    assert_eq!(bodies.iter().filter(|b| *b == "to the group").count(), 1, "{bodies:?}");
+
+    // A second message in the same chat goes to the same portal, in order.
+    te.post_message(ME, "friend", ALICE, "second", json!({})).await;
+    let (room, _) = owner.wait_for("second").await;
+    assert_eq!(room, dm);
+    let bodies: Vec<Value> =
+        owner.messages(&dm).await.into_iter().map(|e| e["content"]["body"].clone()).collect();
+    let first = bodies.iter().position(|b| b == "hello from QQ <b>").unwrap();
+    let second = bodies.iter().position(|b| b == "second").unwrap();
+    assert!(first < second, "{bodies:?}");
+    side.stop().await;
+}
