@@ -10,5 +10,6 @@ mod accounts;
 mod cli;
 mod harness;
 mod manager;
+mod matrix;
 mod synapse;
 mod webqq;
