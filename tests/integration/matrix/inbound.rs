@@ -102,6 +102,34 @@ async fn test_failed_transaction_is_redelivered_with_the_same_txn_id() {
     bridge.stop().await;
 }
 
+#[tokio::test]
+async fn test_ping_makes_synapse_retry_at_once() {
+    // Unlike MATRIX.md §2 says, a successful CS ping cuts Synapse's recoverer delay short
+    // (synapse/rest/client/appservice_ping.py calls `force_retry`): a restarted bridge gets its
+    // backlog at once instead of after up to 8.5 min.
+    let bridge = Bridge::start().await;
+    let human = Human::new(&unique("ping_human")).await;
+    let ghost = bridge.ghost(20003).await;
+    let room = bridge.portal(&human, &ghost).await;
+    let settled = human.send_text(&room, "settle").await;
+    bridge.delivered(&settled).await;
+
+    // Two failures: the second comes 2 s after the first, the next try would be 4 s later.
+    bridge.handler.memory.fail_next(2);
+    let message = human.send_text(&room, "after two failures").await;
+    let failures = || bridge.handler.attempts().into_iter().filter(|a| a.delivery.is_none());
+    let second = eventually("two failed deliveries", WAIT, async || failures().nth(1)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    bridge.client.appservice_ping(&TransactionId::new()).await.unwrap();
+    let (txn_id, _) = bridge.delivered(&message).await;
+    let success =
+        bridge.handler.attempts().into_iter().find(|a| a.txn_id == txn_id && a.delivery.is_some());
+    let after = success.unwrap().at - second.at;
+    assert!(after < Duration::from_millis(3000), "no forced retry: {after:?} after the failure");
+    eprintln!("matrix: re-delivered {after:?} after the second failure (natural: 4 s)");
+    bridge.stop().await;
+}
+
 /// One HTTP request head as a bare listener read it.
 #[derive(Debug)]
 struct Head {

@@ -245,5 +245,9 @@ async fn test_media_round_trip_and_size_cap() {
     let err = bridge.client.download(&missing).await.unwrap_err();
     assert_eq!((err.status(), err.errcode()), (Some(404), Some("M_NOT_FOUND")), "{err}");
     assert_eq!(bridge.requests("endpoint=\"download\""), 2.0, "missing media was retried");
+
+    // A 0-byte file (QQ allows them) goes up and comes back.
+    let empty = bridge.client.upload(Some(&ghost), Vec::new(), "text/plain", None).await.unwrap();
+    assert!(bridge.client.download(&empty).await.unwrap().bytes.is_empty());
     bridge.stop().await;
 }
