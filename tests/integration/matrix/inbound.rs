@@ -5,6 +5,8 @@
 use std::time::{Duration, Instant};
 
 use ruma::TransactionId;
+use ruma::api::appservice::event::push_events::v1::EphemeralData;
+use ruma::events::AnyTimelineEvent;
 use ruma::events::room::message::RoomMessageEventContent;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
@@ -44,6 +46,20 @@ async fn test_human_messages_and_our_echoes_arrive() {
     };
     assert!(in_room(bridge.bot().as_str(), "m.room.create"), "no echo of the bot's room creation");
     assert!(in_room(ghost.as_str(), "m.room.member"), "no echo of the ghost's join");
+    // Everything Synapse sent reads as ruma types (room version 12: the create event has no
+    // room id of its own, room ids have no server part).
+    for attempt in bridge.handler.attempts() {
+        for event in &attempt.events {
+            let typed = serde_json::from_value::<AnyTimelineEvent>(event.clone());
+            assert!(typed.is_ok(), "{event}: {typed:?}");
+        }
+        for data in &attempt.ephemeral {
+            let typed = serde_json::from_value::<EphemeralData>(data.clone());
+            assert!(typed.is_ok(), "{data}: {typed:?}");
+        }
+    }
+    assert!(!room.as_str().contains(':'), "Synapse now puts a server part in room ids: {room}");
+
     // A human invites a ghost that does not exist: Synapse asks us first (GET /users/{id}).
     let unknown = bridge.slot.ghost_localpart(424242);
     let unknown = format!("@{unknown}:{}", synapse::DOMAIN);
@@ -127,6 +143,40 @@ async fn test_ping_makes_synapse_retry_at_once() {
     let after = success.unwrap().at - second.at;
     assert!(after < Duration::from_millis(3000), "no forced retry: {after:?} after the failure");
     eprintln!("matrix: re-delivered {after:?} after the second failure (natural: 4 s)");
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn test_alias_namespace_and_alias_query() {
+    let bridge = Bridge::start().await;
+    let prefix = format!("qqt{}_", bridge.slot.index);
+    let mut request = ruma::api::client::room::create_room::v3::Request::new();
+    request.room_alias_name = Some(format!("{prefix}group_123"));
+    let room = bridge.client.create_room(request, None).await.unwrap();
+
+    let human = Human::new(&unique("alias_human")).await;
+    let alias = |local: &str| super::enc(&format!("#{local}:{}", synapse::DOMAIN));
+    let (status, body) = human
+        .get(&format!("/_matrix/client/v3/directory/room/{}", alias(&format!("{prefix}group_123"))))
+        .await;
+    assert_eq!((status, body["room_id"].as_str()), (200, Some(room.as_str())), "{body}");
+
+    // An unknown alias in our namespace: Synapse asks us (GET /rooms/{alias}); we never
+    // create rooms on demand (MATRIX.md §1), so it stays unknown.
+    let unknown = format!("{prefix}group_999");
+    let (status, body) =
+        human.get(&format!("/_matrix/client/v3/directory/room/{}", alias(&unknown))).await;
+    assert_eq!((status, body["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{body}");
+    // A human cannot take an alias in our exclusive namespace, even for their own room.
+    let (status, own) =
+        synapse::call("POST", "/_matrix/client/v3/createRoom", Some(&human.token), Some(json!({})))
+            .await;
+    assert_eq!(status, 200, "{own}");
+    let path = format!("/_matrix/client/v3/directory/room/{}", alias(&format!("{prefix}squat")));
+    let (status, body) =
+        synapse::call("PUT", &path, Some(&human.token), Some(json!({"room_id": own["room_id"]})))
+            .await;
+    assert_eq!((status, body["errcode"].as_str()), (400, Some("M_EXCLUSIVE")), "{body}");
     bridge.stop().await;
 }
 
@@ -237,5 +287,8 @@ async fn test_hs_token_on_the_wire() {
     let body: serde_json::Value = wrong.json().await.unwrap();
     assert_eq!(body["errcode"], "M_FORBIDDEN");
     assert!(bridge.handler.attempts().iter().all(|a| a.txn_id != "stranger-1"));
+    let transactions = "qqbridge_appservice_transactions_total";
+    assert_eq!(bridge.counter(transactions, "outcome=\"auth_rejected\""), 1.0);
+    assert!(bridge.counter(transactions, "outcome=\"processed\"") >= 1.0);
     bridge.stop().await;
 }

@@ -247,10 +247,16 @@ impl Bridge {
     /// The sum of our `qqbridge_matrix_requests_total` series whose labels contain `labels`
     /// (e.g. `endpoint="download"`).
     pub fn requests(&self, labels: &str) -> f64 {
+        self.counter("qqbridge_matrix_requests_total", labels)
+    }
+
+    /// The sum of the series of counter `name` whose labels contain `labels`.
+    pub fn counter(&self, name: &str, labels: &str) -> f64 {
+        let series = format!("{name}{{");
         self.metrics
             .encode()
             .lines()
-            .filter(|l| l.starts_with("qqbridge_matrix_requests_total{") && l.contains(labels))
+            .filter(|l| l.starts_with(&series) && l.contains(labels))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
