@@ -189,8 +189,8 @@ impl Bridge {
     }
 
     /// [`Bridge::serve`], then a ping: it proves Synapse reaches us and makes it retry at once
-    /// whatever a previous tenant of the slot left undelivered (Synapse ≥ 1.8x force-retries
-    /// its recoverer on a successful ping).
+    /// whatever a previous tenant of the slot left undelivered (a successful ping force-retries
+    /// Synapse's recoverer, see `test_ping_makes_synapse_retry_at_once`).
     pub async fn start() -> Bridge {
         let bridge = Bridge::serve().await;
         bridge.client.appservice_ping(&TransactionId::new()).await.unwrap();
