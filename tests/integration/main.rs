@@ -11,5 +11,6 @@ mod bridge;
 mod cli;
 mod harness;
 mod manager;
+mod matrix;
 mod synapse;
 mod webqq;

@@ -255,8 +255,9 @@ impl MatrixClient {
     }
 
     /// `POST /_matrix/client/v1/appservice/{id}/ping` with `txn_id`: the homeserver calls our
-    /// `/_matrix/app/v1/ping` and answers with the round-trip time. A `502/504` with
-    /// `M_AS_PING_*` means it cannot reach us (MATRIX.md §3).
+    /// `/_matrix/app/v1/ping` and answers with the round-trip time. A `502` with
+    /// `M_CONNECTION_FAILED` or `M_BAD_STATUS`, or a `504` with `M_CONNECTION_TIMEOUT`, means it
+    /// cannot reach us (spec v1.7; `M_AS_PING_*` are only Synapse's constant names).
     pub async fn appservice_ping(&self, txn_id: &TransactionId) -> Result<Duration, Error> {
         let mut request = request_ping::v1::Request::new(self.settings.appservice_id.clone());
         request.transaction_id = Some(txn_id.to_owned());

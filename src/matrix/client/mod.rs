@@ -287,9 +287,16 @@ impl MatrixClient {
     /// One HTTP exchange: the answer on 2xx, else the error it amounts to.
     async fn attempt(
         &self,
-        request: http::Request<Vec<u8>>,
+        mut request: http::Request<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<http::Response<Vec<u8>>, Error> {
+        // hyper sends no `Content-Length` for an empty body, and Synapse refuses such an upload
+        // (`400 Request must specify a Content-Length`): a 0-byte file from QQ is legitimate.
+        if matches!(*request.method(), http::Method::POST | http::Method::PUT | http::Method::PATCH)
+        {
+            let length = http::HeaderValue::from(request.body().len());
+            request.headers_mut().insert(http::header::CONTENT_LENGTH, length);
+        }
         let request = reqwest::Request::try_from(request)
             .map_err(|e| Error::Build(e.without_url().to_string()))?;
         let mut response =

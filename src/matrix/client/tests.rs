@@ -35,6 +35,7 @@ struct Seen {
     query: String,
     auth: Option<String>,
     content_type: Option<String>,
+    content_length: Option<String>,
     body: Vec<u8>,
     at: Instant,
 }
@@ -71,6 +72,7 @@ async fn fake_answer(req: HttpRequest, body: web::Bytes, fake: web::Data<Fake>) 
         query: req.query_string().to_owned(),
         auth: header("authorization"),
         content_type: header("content-type"),
+        content_length: header("content-length"),
         body: body.to_vec(),
         at: Instant::now(),
     });
@@ -304,11 +306,23 @@ async fn test_upload_download_fallback_and_cap() {
     let seen = fake.seen();
     assert_eq!(seen[0].path, "/_matrix/media/v3/upload");
     assert_eq!(seen[0].content_type.as_deref(), Some("image/png"));
+    assert_eq!(seen[0].content_length.as_deref(), Some("3"));
     assert!(seen[0].query.contains("filename=a.png") && seen[0].query.contains("user_id="));
     assert_eq!(seen[1].path, "/_matrix/client/v1/media/download/hs/abc");
     assert_eq!(seen[2].path, "/_matrix/media/v3/download/hs/abc");
     assert_eq!(seen[3].path, "/_matrix/client/v1/media/download/hs/abc");
     assert_eq!(seen.len(), 5);
+}
+
+#[tokio::test]
+async fn test_empty_upload_declares_its_length() {
+    // Synapse answers `400 Request must specify a Content-Length` to an upload without one.
+    let (fake, client, _) = start();
+    fake.push(answer(200, json!({"content_uri": "mxc://hs/empty"})));
+    client.upload(None, Vec::new(), "application/octet-stream", None).await.unwrap();
+    let seen = fake.seen();
+    assert_eq!((seen[0].method.as_str(), seen[0].content_length.as_deref()), ("POST", Some("0")));
+    assert!(seen[0].body.is_empty());
 }
 
 #[tokio::test]
