@@ -107,7 +107,7 @@ postgres_suite() {
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     url=$(scripts/postgres.sh start "$PG_DIR/data" "$port")
     QQBRIDGE_TEST_POSTGRES_URL=$url cargo test --lib store
-    QQBRIDGE_TEST_POSTGRES_URL=$url cargo test --test integration manager
+    QQBRIDGE_TEST_POSTGRES_URL=$url cargo test --test integration -- manager:: bridge::
     postgres_down
 }
 
@@ -140,7 +140,7 @@ step "clippy" cargo clippy --all-targets -- -D warnings
 step "promtool" promtool_rules
 step "prometheus (real server, stalled poll fires QqPollStalled)" scripts/prometheus-test.sh
 step "test" cargo test --all-targets
-step "test on PostgreSQL (store suite, manager)" postgres_suite
+step "test on PostgreSQL (store suite, manager, bridge against Synapse)" postgres_suite
 step "doctest" cargo test --doc
 step "fidelity (pandolia qqbot 2.3.11 against the emulator)" fidelity
 step "demo (scripted exchange, no wait)" scripts/demo.sh --no-wait
