@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use qqbridge::account::account_actor::Credentials;
-use qqbridge::account::manager::{AccountManager, AddAccount, AnswerCaptcha, ManagerSettings};
+use qqbridge::account::manager::{AccountManager, AddAccount, ManagerSettings};
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::poller_actor::QqEventsReceived;
 use qqbridge::account::send_queue::SendPolicy;
@@ -324,7 +324,7 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
             bail!("account {}: {reason}", account.id);
         }
     }
-    actix::spawn(read_operator_input(manager.clone()));
+    actix::spawn(qqbridge::account::operator::read_operator_input(manager.clone()));
     tracing::info!(accounts = config.enabled_accounts().count(), metrics = %config.metrics.listen, "running");
     tokio::signal::ctrl_c().await.ok();
     tracing::info!("shutting down; stored sessions stay valid for the restart");
@@ -335,30 +335,6 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
     }
     actix::System::current().stop();
     Ok(())
-}
-
-/// Reads the operator's answers on standard input, one per line: `captcha <account> <text>`
-/// for an account in WAITING_FOR_CAPTCHA (its image is written beside the store). Ends quietly
-/// at end of input (a bridge run as a service has none).
-async fn read_operator_input(manager: actix::Addr<AccountManager>) {
-    use tokio::io::AsyncBufReadExt as _;
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next(), words.next(), words.next()) {
-            (Some("captcha"), Some(account), Some(text), None) => {
-                let answer = AnswerCaptcha { account: account.to_owned(), text: text.to_owned() };
-                match manager.send(answer).await {
-                    Ok(true) => tracing::info!(%account, "captcha answer handed to the login"),
-                    Ok(false) | Err(_) => {
-                        tracing::warn!(%account, "no captcha is waiting for that account")
-                    }
-                }
-            }
-            (None, ..) => {}
-            _ => tracing::warn!("unknown input; expected `captcha <account> <text>`"),
-        }
-    }
 }
 
 async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {

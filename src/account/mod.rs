@@ -11,6 +11,7 @@ pub mod account_actor;
 pub mod login_actor;
 pub mod manager;
 pub mod messages;
+pub mod operator;
 pub mod poller;
 pub mod poller_actor;
 pub mod resolve;

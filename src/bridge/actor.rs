@@ -59,6 +59,10 @@ async fn bridge_one(bridge: &Bridge, account: &str, event: &QqEvent) {
             tracing::warn!(%account, %poll_type, %reason, "QQ event not bridged");
         }
         QqEvent::Kicked { reason } => tracing::warn!(%account, %reason, "kicked by QQ"),
-        QqEvent::Typing { .. } => {}
+        QqEvent::Typing { from } => {
+            if let Err(error) = bridge.qq_typing(account, *from).await {
+                tracing::debug!(%account, %error, "typing not shown");
+            }
+        }
     }
 }

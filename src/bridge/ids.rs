@@ -56,6 +56,15 @@ impl GhostIds {
     }
 }
 
+/// The event types of a portal's bridge info (MSC2346): the stable one and the older
+/// `uk.half-shot.bridge` that existing clients read (MATRIX.md §6.7).
+pub const BRIDGE_STATE_TYPES: [&str; 2] = ["m.bridge", "uk.half-shot.bridge"];
+
+/// The state key of the bridge info of the portal of a `kind` chat with remote id `id`.
+pub fn bridge_state_key(kind: &str, id: &str) -> String {
+    format!("org.qqbridge://qq/{kind}/{id}")
+}
+
 /// What kind of chat a portal bridges (the store's `kind` column).
 pub fn kind_of(chat: &ChatKey) -> &'static str {
     match chat {

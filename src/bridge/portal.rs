@@ -29,6 +29,9 @@ use crate::webqq::QqNumber;
 use crate::webqq::content::Content;
 use crate::webqq::session::unix_now;
 
+/// How long a QQ typing notice shows (QQ sends one per burst of typing, protocol §4.7).
+const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
+
 /// Own sends remembered per portal to recognise their echo in poll2.
 const ECHO_MEMORY: usize = 32;
 
@@ -238,6 +241,7 @@ impl Bridge {
         request.is_direct = matches!(msg.chat, ChatKey::Friend(_));
         request.invite = vec![owner.to_owned()];
         request.name = name.clone();
+        request.initial_state = bridge_state(&self.settings.bot, owner, &msg.chat, name.as_deref());
         let room = self.matrix.create_room(request, None).await?;
         self.store.upsert_portal(&Portal {
             portal_key: key.to_owned(),
@@ -253,6 +257,23 @@ impl Bridge {
         })?;
         tracing::info!(%account, portal = %key, %room, "portal created");
         Ok(room)
+    }
+
+    /// Shows QQ's typing notice of friend `from` as the ghost typing in the friend's portal, if
+    /// that portal exists (typing never creates one).
+    pub async fn qq_typing(&self, account: &str, from: QqNumber) -> Result<(), BridgeError> {
+        let key = ids::portal_key(account, &ChatKey::Friend(from));
+        let Some(room) = self.store.portal(&key)?.and_then(|p| p.room_id) else { return Ok(()) };
+        if !self.store.is_ghost_in_room(from, &room)? {
+            return Ok(());
+        }
+        let ghost = self
+            .settings
+            .ghosts
+            .user_id(from)
+            .ok_or_else(|| BridgeError::BadId(from.to_string()))?;
+        self.matrix.typing(&room, &ghost, Some(TYPING_TIMEOUT)).await?;
+        Ok(())
     }
 
     /// QQ number `qq`'s ghost, registered, named and joined to `room`.
@@ -331,6 +352,35 @@ impl Bridge {
             None => false,
         }
     }
+}
+
+/// The `m.bridge` state of a new portal (MSC2346), under both the stable and the older
+/// `uk.half-shot.bridge` type that existing clients read (MATRIX.md §6.7).
+fn bridge_state(
+    bot: &UserId,
+    owner: &UserId,
+    chat: &ChatKey,
+    name: Option<&str>,
+) -> Vec<Raw<ruma::events::AnyInitialStateEvent>> {
+    let kind = ids::kind_of(chat);
+    let id = ids::remote_id(chat);
+    let content = serde_json::json!({
+        "bridgebot": bot,
+        "creator": owner,
+        "protocol": {"id": "qq", "displayname": "QQ"},
+        "channel": {"id": id, "displayname": name.unwrap_or_default()},
+    });
+    ids::BRIDGE_STATE_TYPES
+        .into_iter()
+        .filter_map(|event_type| {
+            let event = serde_json::json!({
+                "type": event_type,
+                "state_key": ids::bridge_state_key(kind, &id),
+                "content": content,
+            });
+            serde_json::value::to_raw_value(&event).ok().map(Raw::from_json)
+        })
+        .collect()
 }
 
 /// The plain text of converted parts (for echo matching).

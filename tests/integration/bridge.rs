@@ -176,6 +176,20 @@ async fn test_friend_and_group_both_ways_through_synapse() {
     let (_, profile) = call("GET", &profile, Some(&owner.token), None).await;
     assert!(profile["displayname"].as_str().unwrap_or_default().contains("(QQ)"), "{profile}");
 
+    // The portal says what it bridges (MSC2346), under both event types clients read.
+    for event_type in ["m.bridge", "uk.half-shot.bridge"] {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/state/{event_type}/{}",
+            urlencode(&dm),
+            urlencode(&format!("org.qqbridge://qq/friend/{ALICE}"))
+        );
+        let (status, state) = call("GET", &path, Some(&owner.token), None).await;
+        assert_eq!(status, 200, "{event_type}: {state}");
+        assert_eq!(state["protocol"]["id"], "qq");
+        assert_eq!(state["channel"]["id"], ALICE.to_string());
+        assert_eq!(state["creator"], owner_id.as_str());
+    }
+
     // Matrix → QQ, friend.
     owner.send(&dm, "hello from Matrix").await;
     for _ in 0..100 {
