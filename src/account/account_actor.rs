@@ -17,8 +17,8 @@ use crate::account::login_actor::{
     Restore,
 };
 pub use crate::account::messages::{
-    AccountEvent, AccountSettings, Child, Credentials, Disconnect, GetAccountState, LoginMethod,
-    SolveCaptcha, StopAccount,
+    AccountEvent, AccountSettings, Child, Credentials, Disconnect, FetchPicture, GetAccountState,
+    LoginMethod, PictureRequest, SolveCaptcha, StopAccount,
 };
 use crate::account::poller::StopReason;
 use crate::account::poller_actor::{
@@ -521,6 +521,33 @@ impl Handler<QqEventsReceived> for AccountActor {
     fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
         tracing::debug!(account = %self.settings.id, events = msg.events.len(), ready = self.resolver.is_some(), "poll batch");
         self.enqueue_batch(msg, ctx);
+    }
+}
+
+impl Handler<FetchPicture> for AccountActor {
+    type Result = ResponseFuture<Result<Vec<u8>, String>>;
+
+    fn handle(&mut self, msg: FetchPicture, _: &mut Context<Self>) -> Self::Result {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let client = client.ok_or_else(|| "the account is not logged in".to_owned())?;
+            let origin = msg.origin;
+            let fetched = match (msg.picture, origin.chat) {
+                (PictureRequest::Group { name, file_id, server }, Some((kind, chat))) => {
+                    client.fetch_group_pic(kind, chat, origin.from, &server, file_id, &name).await
+                }
+                (PictureRequest::Group { .. }, None) => {
+                    return Err("a group picture outside a group".to_owned());
+                }
+                (PictureRequest::CustomFace { name }, _) => {
+                    client.fetch_cface(origin.msg_id, &name, origin.from).await
+                }
+                (PictureRequest::Offline { file_path }, _) => {
+                    client.fetch_offpic(&file_path, origin.from).await
+                }
+            };
+            fetched.map_err(|error| error.to_string())
+        })
     }
 }
 

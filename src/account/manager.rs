@@ -105,6 +105,16 @@ pub struct AnswerCaptcha {
     pub text: String,
 }
 
+/// Query: download a picture of a message `account` received. Answers the bytes, or why not.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, String>")]
+pub struct FetchPictureVia {
+    /// The account id.
+    pub account: String,
+    /// What to fetch.
+    pub fetch: crate::account::account_actor::FetchPicture,
+}
+
 /// Many accounts.
 pub struct AccountManager {
     settings: ManagerSettings,
@@ -265,6 +275,18 @@ impl Handler<SendVia> for AccountManager {
         Box::pin(async move {
             let account = account?;
             account.send(msg.message).await.ok()
+        })
+    }
+}
+
+impl Handler<FetchPictureVia> for AccountManager {
+    type Result = ResponseFuture<Result<Vec<u8>, String>>;
+
+    fn handle(&mut self, msg: FetchPictureVia, _: &mut Context<Self>) -> Self::Result {
+        let account = self.accounts.get(&msg.account).cloned();
+        Box::pin(async move {
+            let account = account.ok_or_else(|| "the account is not running".to_owned())?;
+            account.send(msg.fetch).await.unwrap_or_else(|_| Err("the account stopped".to_owned()))
         })
     }
 }

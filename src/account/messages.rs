@@ -173,3 +173,38 @@ pub struct SolveCaptcha {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopAccount;
+
+/// What picture of a received message to download.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PictureRequest {
+    /// A group or discussion picture.
+    Group {
+        /// `{GUID}.jpg`-style name.
+        name: String,
+        /// The file id.
+        file_id: u64,
+        /// The element's `ip:port` (a parameter, never connected to).
+        server: String,
+    },
+    /// A buddy custom face.
+    CustomFace {
+        /// The file name.
+        name: String,
+    },
+    /// A buddy offline picture.
+    Offline {
+        /// The server path.
+        file_path: String,
+    },
+}
+
+/// Query: download a picture of a message this session received. Answered by `AccountActor`
+/// with the bytes, or why not.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<u8>, String>")]
+pub struct FetchPicture {
+    /// The message's coordinates.
+    pub origin: crate::account::resolve::Origin,
+    /// Which picture.
+    pub picture: PictureRequest,
+}

@@ -33,6 +33,20 @@ pub struct QqMessage {
     pub time: u64,
     /// The content.
     pub content: Content,
+    /// Where it came from in this session, for fetching its pictures later (opaque to the
+    /// bridge; valid while the session lasts).
+    pub origin: Origin,
+}
+
+/// The per-session coordinates of a received message that picture downloads need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The sender's uin.
+    pub from: Uin,
+    /// The message's id (custom faces are fetched by it).
+    pub msg_id: MsgId,
+    /// For a group picture: kind 0 and the group code; for a discussion: kind 1 and the did.
+    pub chat: Option<(u64, u64)>,
 }
 
 /// A resolved QQ event for the bridge.
@@ -171,6 +185,7 @@ impl Resolver {
                     key: message_key(friend, m.from_uin, m.msg_id, m.time),
                     time: m.time,
                     content: m.content.clone(),
+                    origin: Origin { from: m.from_uin, msg_id: m.msg_id, chat: None },
                 })
             }
             PollEvent::GroupMessage(m) => {
@@ -198,6 +213,11 @@ impl Resolver {
                     key: message_key(sender, m.send_uin, m.msg_id, m.time),
                     time: m.time,
                     content: m.content.clone(),
+                    origin: Origin {
+                        from: m.send_uin,
+                        msg_id: m.msg_id,
+                        chat: Some((0, m.group_code.get())),
+                    },
                 })
             }
             PollEvent::DiscuMessage(m) => {
@@ -212,6 +232,11 @@ impl Resolver {
                     key: message_key(sender, m.send_uin, m.msg_id, m.time),
                     time: m.time,
                     content: m.content.clone(),
+                    origin: Origin {
+                        from: m.send_uin,
+                        msg_id: m.msg_id,
+                        chat: Some((1, m.did.get())),
+                    },
                 })
             }
             PollEvent::InputNotify(n) => match self.person(n.from_uin)? {
@@ -237,6 +262,7 @@ impl Resolver {
                     key: format!("shake:{from}:{}", n.msg_id),
                     time: crate::webqq::session::unix_now(),
                     content: Content::text("[shakes the window]"),
+                    origin: Origin { from: n.from_uin, msg_id: n.msg_id, chat: None },
                 }),
                 None => return Ok(None),
             },

@@ -16,11 +16,12 @@ use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
 use ruma::serde::Raw;
 use ruma::{MilliSecondsSinceUnixEpoch, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId};
 
-use crate::account::manager::{AccountManager, SendVia};
+use crate::account::account_actor::{FetchPicture, PictureRequest};
+use crate::account::manager::{AccountManager, FetchPictureVia, SendVia};
 use crate::account::resolve::QqMessage;
 use crate::account::send_queue::ChatKey;
 use crate::account::sender_actor::QueueMessage;
-use crate::bridge::convert::to_matrix::{MatrixPart, ToMatrixOptions, qq_to_matrix};
+use crate::bridge::convert::to_matrix::{MatrixPart, PictureRef, ToMatrixOptions, qq_to_matrix};
 use crate::bridge::convert::to_qq::{OutgoingQq, ToQqOptions, matrix_to_qq};
 use crate::bridge::ids::{self, GhostIds};
 use crate::matrix::client::MatrixClient;
@@ -63,6 +64,8 @@ pub struct BridgeSettings {
     pub displayname_template: String,
     /// The Matrix owner of each account.
     pub owners: BTreeMap<String, OwnedUserId>,
+    /// Largest QQ picture bridged (`bridge.max_image_bytes`); larger ones become a notice.
+    pub max_image_bytes: usize,
 }
 
 /// The bridge core.
@@ -125,8 +128,14 @@ impl Bridge {
         };
         let ts = MilliSecondsSinceUnixEpoch(UInt::new_saturating(msg.time.saturating_mul(1000)));
         for (index, part) in parts.iter().enumerate() {
-            let content =
-                matrix_content(part, sender.is_none().then_some(msg.sender_name.as_str()));
+            let content = match part {
+                MatrixPart::Image { qq_ref } => {
+                    self.picture(account, msg, qq_ref, sender.as_deref()).await
+                }
+                MatrixPart::Text { .. } => {
+                    matrix_content(part, sender.is_none().then_some(msg.sender_name.as_str()))
+                }
+            };
             let txn = ids::txn_id(&key, &msg.key, index);
             let event_id = self
                 .matrix
@@ -259,6 +268,56 @@ impl Bridge {
         Ok(room)
     }
 
+    /// A QQ picture as an `m.image` (fetched through the account, uploaded as the ghost), or a
+    /// notice saying why it could not be (too big, gone, not an image): never dropped silently.
+    async fn picture(
+        &self,
+        account: &str,
+        msg: &QqMessage,
+        picture: &PictureRef,
+        ghost: Option<&UserId>,
+    ) -> RoomMessageEventContent {
+        let request = match picture.clone() {
+            PictureRef::Group { name, file_id, server, .. } => {
+                PictureRequest::Group { name, file_id, server }
+            }
+            PictureRef::CustomFace { name } => PictureRequest::CustomFace { name },
+            PictureRef::Offline { file_path } => PictureRequest::Offline { file_path },
+        };
+        let fetch = FetchPictureVia {
+            account: account.to_owned(),
+            fetch: FetchPicture { origin: msg.origin, picture: request },
+        };
+        let bytes = match self.accounts.send(fetch).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(reason)) => return picture_notice(&reason),
+            Err(_) => return picture_notice("the account stopped"),
+        };
+        if bytes.len() > self.settings.max_image_bytes {
+            return picture_notice(&format!(
+                "it is larger than {} bytes",
+                self.settings.max_image_bytes
+            ));
+        }
+        let Some((mimetype, extension)) = image_type(&bytes) else {
+            return picture_notice("QQ sent something that is not an image");
+        };
+        let size = bytes.len();
+        let filename = format!("qq-picture.{extension}");
+        match self.matrix.upload(ghost, bytes, mimetype, Some(filename.clone())).await {
+            Ok(mxc) => {
+                let mut info = ruma::events::room::ImageInfo::new();
+                info.mimetype = Some(mimetype.to_owned());
+                info.size = UInt::new(u64::try_from(size).unwrap_or(u64::MAX));
+                let image =
+                    ruma::events::room::message::ImageMessageEventContent::plain(filename, mxc)
+                        .info(Some(Box::new(info)));
+                RoomMessageEventContent::new(ruma::events::room::message::MessageType::Image(image))
+            }
+            Err(error) => picture_notice(&format!("the upload failed: {error}")),
+        }
+    }
+
     /// Shows QQ's typing notice of friend `from` as the ghost typing in the friend's portal, if
     /// that portal exists (typing never creates one).
     pub async fn qq_typing(&self, account: &str, from: QqNumber) -> Result<(), BridgeError> {
@@ -383,6 +442,32 @@ fn bridge_state(
         .collect()
 }
 
+/// The notice that stands in for a QQ picture that could not be bridged.
+fn picture_notice(reason: &str) -> RoomMessageEventContent {
+    RoomMessageEventContent::notice_plain(format!(
+        "[a picture from QQ could not be bridged: {reason}]"
+    ))
+}
+
+/// The MIME type and file extension of an image, by its magic bytes; `None` if not an image.
+fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some(("image/jpeg", "jpg"))
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(("image/png", "png"))
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some(("image/gif", "gif"))
+    } else if bytes.get(..4) == Some(b"RIFF".as_slice())
+        && bytes.get(8..12) == Some(b"WEBP".as_slice())
+    {
+        Some(("image/webp", "webp"))
+    } else if bytes.starts_with(b"BM") {
+        Some(("image/bmp", "bmp"))
+    } else {
+        None
+    }
+}
+
 /// The plain text of converted parts (for echo matching).
 fn plain_text(parts: &[MatrixPart]) -> String {
     parts
@@ -408,10 +493,7 @@ fn matrix_content(part: &MatrixPart, speaker: Option<&str>) -> RoomMessageEventC
         (MatrixPart::Text { body, formatted_html: None }, None) => {
             RoomMessageEventContent::text_plain(body.clone())
         }
-        // Fetching QQ pictures needs the account's session; until then the room is told.
-        (MatrixPart::Image { .. }, _) => RoomMessageEventContent::notice_plain(
-            "[a picture from QQ; pictures are not bridged yet]",
-        ),
+        (MatrixPart::Image { .. }, _) => picture_notice("it was not fetched"),
     }
 }
 

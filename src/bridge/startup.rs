@@ -129,6 +129,7 @@ pub async fn start(
         ghosts,
         displayname_template: config.bridge.displayname_template.clone(),
         owners,
+        max_image_bytes: usize::try_from(config.bridge.max_image_bytes).unwrap_or(usize::MAX),
     };
     let bridge_store = store.clone();
     let manager_metrics = metrics.clone();

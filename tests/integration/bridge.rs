@@ -207,6 +207,42 @@ async fn test_friend_and_group_both_ways_through_synapse() {
     assert_ne!(group_room, dm);
     assert_eq!(event["sender"], format!("@{}:localhost", slot.ghost_localpart(BREATH)).as_str());
 
+    // A picture in the group becomes an m.image uploaded to the media repository, and a face
+    // becomes its emoji in the text.
+    te.post_message(
+        ME,
+        "group",
+        BREATH,
+        "look",
+        json!({"group": GROUP, "image": true, "face": 14}),
+    )
+    .await;
+    let mut image = None;
+    for _ in 0..100 {
+        image = owner
+            .messages(&group_room)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["msgtype"] == "m.image");
+        if image.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let image = image.expect("an m.image in the group portal");
+    let mxc = image["content"]["url"].as_str().unwrap();
+    assert!(mxc.starts_with("mxc://localhost/"), "{image}");
+    let media = format!("/_matrix/client/v1/media/download/{}", mxc.trim_start_matches("mxc://"));
+    let (status, _) = call("GET", &media, Some(&owner.token), None).await;
+    assert_eq!(status, 200, "the picture downloads from Synapse");
+    let texts: Vec<String> = owner
+        .messages(&group_room)
+        .await
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+        .collect();
+    assert!(texts.iter().any(|t| t.starts_with("look") && t.contains('\u{1f642}')), "{texts:?}");
+
     // Matrix → QQ, group; the echo QQ sends back is not bridged a second time.
     owner.send(&group_room, "to the group").await;
     for _ in 0..100 {

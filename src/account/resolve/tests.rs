@@ -75,6 +75,7 @@ fn message(resolution: Resolution) -> QqMessage {
 #[test]
 fn test_friend_message_is_keyed_by_qq_number() {
     let m = message(resolver().resolve(&buddy(FRIEND_UIN, MY_UIN)));
+    assert_eq!(m.origin.from, Uin::new(FRIEND_UIN));
     assert_eq!(m.chat, ChatKey::Friend(QqNumber::new(FRIEND_QQ)));
     assert_eq!(m.sender, Some(QqNumber::new(FRIEND_QQ)));
     assert_eq!(m.sender_name, "alice from work");
