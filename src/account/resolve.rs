@@ -84,6 +84,7 @@ pub enum Lookup {
 
 /// The answer of [`Resolver::resolve`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(clippy::large_enum_variant, reason = "short-lived; boxing would allocate per event")]
 pub enum Resolution {
     /// Done: the event to hand on, if it is one the bridge cares about.
     Done(Option<QqEvent>),
