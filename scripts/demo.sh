@@ -56,7 +56,8 @@ for port in map(int, sys.argv[1:]):
         s.bind(("127.0.0.1", port))
     except OSError as e:
         sys.exit(f"demo.sh: port 127.0.0.1:{port} is taken ({e.strerror}); the demo needs ports "
-                 f"{', '.join(sys.argv[1:])}. Is another demo running? (see: ss -ltnp 'sport = :{port}')")
+                 f"{', '.join(sys.argv[1:])}. Is another demo running? (see: ss -ltnp 'sport = :{port}'; "
+                 f"a demo Synapse left behind stops with: scripts/synapse.sh stop var/demo/synapse)")
     finally:
         s.close()
 PY
