@@ -39,12 +39,17 @@ OWNER_ID=@$OWNER:localhost
 OWNER_PASSWORD=${QQBRIDGE_DEMO_PASSWORD:-demo-alice-pw}
 START=$SECONDS
 
-say() { printf '== %s\n' "$*"; }
-die() { printf 'demo.sh: %s\n' "$*" >&2; exit 1; }
+# die, need_cmd, need_apt (installs missing Debian packages, through sudo when needed)
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+SCRIPT_NAME=demo.sh
+step() { printf '== %s\n' "$*"; }
 
-for tool in python3 curl openssl cargo; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (needed by the demo)"
+need_cmd cargo "install Rust 1.95 (https://rustup.rs), then run this again"
+for tool in python3 curl openssl; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt "$tool"
 done
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt python3-venv
 
 # Every port is checked before anything starts, so a second demo (or a test) fails clearly.
 python3 - "$HS_PORT" "$AS_PORT" "$METRICS_PORT" "$EMU_PORT" "$EMU_TLS_PORT" <<'PY' || exit 1
@@ -62,11 +67,11 @@ for port in map(int, sys.argv[1:]):
         s.close()
 PY
 
-say "building qqbridge"
+step "building qqbridge"
 cargo build --quiet --bin qqbridge
 BIN="${CARGO_TARGET_DIR:-target}/debug/qqbridge"
 
-say "checking Synapse is installed (the first run installs it into .venv-synapse: minutes)"
+step "checking Synapse is installed (the first run installs it into .venv-synapse: minutes)"
 scripts/synapse.sh install
 
 # Afresh each run: a new homeserver database, registration and bridge store (Synapse's signing
@@ -128,11 +133,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-say "starting Synapse on $HS_URL (server name localhost)"
+step "starting Synapse on $HS_URL (server name localhost)"
 scripts/synapse.sh start "$HS_DIR" "$HS_PORT" "$DEMO_DIR/registration.yaml"
 scripts/synapse.sh register-user "$HS_DIR" "$OWNER" "$OWNER_PASSWORD"
 
-say "starting the emulator (demo world) on 127.0.0.1:$EMU_PORT and 127.0.0.1:$EMU_TLS_PORT"
+step "starting the emulator (demo world) on 127.0.0.1:$EMU_PORT and 127.0.0.1:$EMU_TLS_PORT"
 NO_COLOR=1 "$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --tls-listen "127.0.0.1:$EMU_TLS_PORT" \
   --ca-cert-out "$DEMO_DIR/emulator-ca.pem" --poll-hold 5 >"$DEMO_DIR/emulator.log" 2>&1 &
 EMU=$!
@@ -145,7 +150,7 @@ for i in $(seq 100); do
   sleep 0.1
 done
 
-say "starting the bridge: qqbridge run -c $DEMO_DIR/bridge.yaml (account $ACCOUNT, owner $OWNER_ID)"
+step "starting the bridge: qqbridge run -c $DEMO_DIR/bridge.yaml (account $ACCOUNT, owner $OWNER_ID)"
 NO_COLOR=1 "$BIN" run -c "$DEMO_DIR/bridge.yaml" </dev/null >"$DEMO_DIR/bridge.log" 2>&1 &
 BRIDGE=$!
 STATE='qqbridge_account_state{account="xiaoming",state="CONNECTED"} 1'
@@ -162,10 +167,10 @@ for i in $(seq 600); do
   sleep 0.1
 done
 
-say "the conversation (QQ on the left, Matrix on the right)"
+step "the conversation (QQ on the left, Matrix on the right)"
 python3 scripts/demo-exchange.py "$HS_URL" "$EMU_URL" "$HS_DIR/register-response.json" \
   "$ACCOUNT" "$OWNER_ID"
-say "demo exchange OK in $((SECONDS - START)) s"
+step "demo exchange OK in $((SECONDS - START)) s"
 
 if [ "$WAIT" -eq 0 ]; then exit 0; fi
 trap 'echo; exit 0' INT
