@@ -1,76 +1,197 @@
 #!/usr/bin/env bash
-# The demo: the WebQQ emulator and the `qqbridge qq` client through a scripted exchange, in both
-# directions (a friend chat and a group, with a face and an image). Then the emulator keeps
-# running so you can try the client by hand. Ctrl-C stops it.
+# The demo (issue 4): the whole bridge on this machine. A throw-away Synapse (scripts/synapse.sh),
+# the WebQQ emulator with its demo world, and `qqbridge run` with the Matrix side on, bridging QQ
+# account 10001 for the Matrix user @alice:localhost. A scripted conversation goes both ways (a
+# friend chat with a face, a group, a picture; scripts/demo-exchange.py) and is printed as a
+# transcript with what each side saw. Then everything keeps running so you can log in as alice
+# with any Matrix client; Ctrl-C stops it all.
 #
 # Usage: scripts/demo.sh [--no-wait]
+#   --no-wait  stop after the exchange (scripts/test.sh runs it so). The exit status is non-zero
+#              when a message did not arrive, exactly once, on the other side.
+#
+# Fixed ports on 127.0.0.1 (the demo fails at once, naming the port, if one is taken): Synapse
+# 18008, appservice 18340, bridge metrics 19464, emulator 18080 (plain) and 18443 (TLS).
+# Everything lives in var/demo/ and is started afresh on each run; logs: var/demo/bridge.log,
+# var/demo/emulator.log, var/demo/synapse/homeserver.log. CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEMO_DIR=var/demo
-PLAIN=127.0.0.1:18080
-TLS=127.0.0.1:18443
-mkdir -p "$DEMO_DIR"
-rm -f "$DEMO_DIR/session.json"
+WAIT=1
+case "${1:-}" in
+  "") ;;
+  --no-wait) WAIT=0 ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
 
-echo "== building qqbridge"
+DEMO_DIR=var/demo
+HS_DIR=$DEMO_DIR/synapse
+HS_PORT=18008
+AS_PORT=18340
+METRICS_PORT=19464
+EMU_PORT=18080
+EMU_TLS_PORT=18443
+HS_URL=http://127.0.0.1:$HS_PORT
+EMU_URL=http://127.0.0.1:$EMU_PORT
+ACCOUNT=10001
+OWNER=alice
+OWNER_ID=@$OWNER:localhost
+OWNER_PASSWORD=${QQBRIDGE_DEMO_PASSWORD:-demo-alice-pw}
+START=$SECONDS
+
+# die, need_cmd, need_apt (installs missing Debian packages, through sudo when needed)
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+SCRIPT_NAME=demo.sh
+step() { printf '== %s\n' "$*"; }
+
+need_cmd cargo "install Rust 1.95 (https://rustup.rs), then run this again"
+for tool in python3 curl openssl; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt "$tool"
+done
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt python3-venv
+
+# Every port is checked before anything starts, so a second demo (or a test) fails clearly.
+python3 - "$HS_PORT" "$AS_PORT" "$METRICS_PORT" "$EMU_PORT" "$EMU_TLS_PORT" <<'PY' || exit 1
+import socket, sys
+for port in map(int, sys.argv[1:]):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError as e:
+        sys.exit(f"demo.sh: port 127.0.0.1:{port} is taken ({e.strerror}); the demo needs ports "
+                 f"{', '.join(sys.argv[1:])}. Is another demo running? (see: ss -ltnp 'sport = :{port}'; "
+                 f"a demo Synapse left behind stops with: scripts/synapse.sh stop var/demo/synapse)")
+    finally:
+        s.close()
+PY
+
+step "building qqbridge"
 cargo build --quiet --bin qqbridge
 BIN="${CARGO_TARGET_DIR:-target}/debug/qqbridge"
 
-control() { # control METHOD PATH [JSON]
-  python3 - "$@" <<'PY'
-import sys, urllib.request
-method, path = sys.argv[1], sys.argv[2]
-body = sys.argv[3].encode() if len(sys.argv) > 3 else None
-req = urllib.request.Request(f"http://127.0.0.1:18080/_emulator/{path}", data=body, method=method,
-                             headers={"Content-Type": "application/json"})
-print(urllib.request.urlopen(req, timeout=10).read().decode())
-PY
-}
+step "checking Synapse is installed (the first run installs it into .venv-synapse: minutes)"
+scripts/synapse.sh install
 
-echo "== starting the emulator (demo world) on $PLAIN and $TLS"
-"$BIN" emulator --listen "$PLAIN" --tls-listen "$TLS" --ca-cert-out "$DEMO_DIR/ca.pem" \
-  --poll-hold 5 >"$DEMO_DIR/emulator.log" 2>&1 &
+# Afresh each run: a new homeserver database, registration and bridge store (Synapse's signing
+# key is kept).
+mkdir -p "$HS_DIR"
+chmod 0700 "$DEMO_DIR" # it holds the store, the registration's tokens and alice's access token
+rm -rf "$HS_DIR"/homeserver.db* "$HS_DIR"/media_store "$HS_DIR"/*.log \
+  "$DEMO_DIR"/bridge.sqlite3* "$DEMO_DIR"/registration.yaml "$DEMO_DIR"/*.log
+cat >"$DEMO_DIR/bridge.yaml" <<YAML
+# Written by scripts/demo.sh on each run; bridge.yaml documents every key.
+qq:
+  connect: "127.0.0.1:$EMU_TLS_PORT"
+  ca_cert: $DEMO_DIR/emulator-ca.pem
+accounts:
+  - id: xiaoming
+    qq: $ACCOUNT
+    login: password
+    password: "password"
+    owner: "$OWNER_ID"
+sender:
+  min_interval_ms: 300
+poller:
+  backoff_initial_ms: 200
+  backoff_max_seconds: 5
+store:
+  path: $DEMO_DIR/bridge.sqlite3
+metrics:
+  listen: "127.0.0.1:$METRICS_PORT"
+logging:
+  filter: "info"
+homeserver:
+  address: "$HS_URL"
+  domain: localhost
+appservice:
+  listen: "127.0.0.1:$AS_PORT"
+  address: "http://127.0.0.1:$AS_PORT"
+  registration: $DEMO_DIR/registration.yaml
+bridge:
+  enabled: true
+YAML
+"$BIN" generate-registration -c "$DEMO_DIR/bridge.yaml" >/dev/null
+
+EMU=""
+BRIDGE=""
+cleanup() {
+  local status=$?
+  set +e
+  trap - EXIT INT TERM
+  [ -n "$BRIDGE" ] && kill "$BRIDGE" 2>/dev/null && wait "$BRIDGE" 2>/dev/null
+  [ -n "$EMU" ] && kill "$EMU" 2>/dev/null && wait "$EMU" 2>/dev/null
+  scripts/synapse.sh stop "$HS_DIR" || true
+  if [ "$status" -ne 0 ]; then
+    printf 'demo.sh: failed (exit %s); logs: %s/bridge.log, %s/emulator.log, %s/homeserver.log\n' \
+      "$status" "$DEMO_DIR" "$DEMO_DIR" "$HS_DIR" >&2
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "starting Synapse on $HS_URL (server name localhost)"
+scripts/synapse.sh start "$HS_DIR" "$HS_PORT" "$DEMO_DIR/registration.yaml"
+scripts/synapse.sh register-user "$HS_DIR" "$OWNER" "$OWNER_PASSWORD"
+
+step "starting the emulator (demo world) on 127.0.0.1:$EMU_PORT and 127.0.0.1:$EMU_TLS_PORT"
+NO_COLOR=1 "$BIN" emulator --listen "127.0.0.1:$EMU_PORT" --tls-listen "127.0.0.1:$EMU_TLS_PORT" \
+  --ca-cert-out "$DEMO_DIR/emulator-ca.pem" --poll-hold 5 >"$DEMO_DIR/emulator.log" 2>&1 &
 EMU=$!
-trap 'kill $EMU 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-  control GET state >/dev/null 2>&1 && break
-  sleep 0.2
+for i in $(seq 100); do
+  curl -fsS -o /dev/null "$EMU_URL/_emulator/state" 2>/dev/null && break
+  if ! kill -0 "$EMU" 2>/dev/null || [ "$i" -eq 100 ]; then
+    tail -n 20 "$DEMO_DIR/emulator.log" >&2
+    die "the emulator did not start (log tail above)"
+  fi
+  sleep 0.1
 done
 
-QQ=("$BIN" qq --connect "$TLS" --ca-cert "$DEMO_DIR/ca.pem" --session "$DEMO_DIR/session.json")
+step "starting the bridge: qqbridge run -c $DEMO_DIR/bridge.yaml (account $ACCOUNT, owner $OWNER_ID)"
+NO_COLOR=1 "$BIN" run -c "$DEMO_DIR/bridge.yaml" </dev/null >"$DEMO_DIR/bridge.log" 2>&1 &
+BRIDGE=$!
+STATE='qqbridge_account_state{account="xiaoming",state="CONNECTED"} 1'
+for i in $(seq 600); do
+  curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" 2>/dev/null | grep -qF "$STATE" && break
+  if ! kill -0 "$BRIDGE" 2>/dev/null; then
+    tail -n 30 "$DEMO_DIR/bridge.log" >&2
+    die "the bridge exited during start-up (log tail above)"
+  fi
+  if [ "$i" -eq 600 ]; then
+    tail -n 30 "$DEMO_DIR/bridge.log" >&2
+    die "account $ACCOUNT was not CONNECTED after 60 s (log tail above)"
+  fi
+  sleep 0.1
+done
 
-echo "== QR login of account 10001 (the demo scans and confirms it through the control API)"
-"${QQ[@]}" login-qr --qr-out "$DEMO_DIR/qr.png" &
-LOGIN=$!
-sleep 2
-control POST qr/scan '{"qq": 10001}' >/dev/null
-sleep 1.5
-control POST qr/confirm '{"qq": 10001}' >/dev/null
-wait $LOGIN
+step "the conversation (QQ on the left, Matrix on the right)"
+python3 scripts/demo-exchange.py "$HS_URL" "$EMU_URL" "$HS_DIR/register-response.json" \
+  "$ACCOUNT" "$OWNER_ID"
+step "demo exchange OK in $((SECONDS - START)) s"
 
-echo "== contacts (stable QQ and group numbers, resolved from per-session uins)"
-"${QQ[@]}" contacts
-
-echo "== QQ -> client: Alice (10002) writes with a face; 呼吸 (10003) posts a picture in the group"
-control POST messages '{"account": 10001, "kind": "friend", "from": 10002, "text": "你好! from QQ", "face": 14}'
-control POST messages '{"account": 10001, "kind": "group", "from": 10003, "group": 346167134, "text": "look at this", "image": true}'
-"${QQ[@]}" listen --count 2
-
-echo "== client -> QQ: replies to Alice and to the group"
-"${QQ[@]}" send friend 10002 "hello Alice, this is the qq client"
-"${QQ[@]}" send group 346167134 "hi group 👋"
-
-echo "== what the emulator saw account 10001 send"
-control GET "sent?account=10001"
-
-if [ "${1:-}" = "--no-wait" ]; then exit 0; fi
+if [ "$WAIT" -eq 0 ]; then exit 0; fi
+trap 'echo; exit 0' INT
 cat <<TXT
 
-The emulator keeps running on $PLAIN (plain) and $TLS (TLS + plain); CA: $DEMO_DIR/ca.pem.
-Try:  ${QQ[*]} listen
-and in another shell make Alice write:
-  curl -s -X POST http://$PLAIN/_emulator/messages -d '{"account":10001,"kind":"friend","from":10002,"text":"hi"}'
-Ctrl-C stops the emulator.
+Everything keeps running. Log in with any Matrix client (Element: "Edit" the homeserver):
+  homeserver  $HS_URL
+  user        $OWNER   (full id $OWNER_ID)
+  password    $OWNER_PASSWORD
+The portals "爱丽丝" and "qqbot群" are in alice's room list; what she writes there goes to QQ.
+Make a QQ person write to her:
+  curl -s -X POST $EMU_URL/_emulator/messages \\
+    -d '{"account":$ACCOUNT,"kind":"friend","from":10002,"text":"hi"}'
+See what QQ received:   curl -s '$EMU_URL/_emulator/sent?account=$ACCOUNT'
+Bridge metrics:         curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep qqbridge_
+Logs: $DEMO_DIR/bridge.log, $DEMO_DIR/emulator.log, $HS_DIR/homeserver.log
+Ctrl-C stops Synapse, the emulator and the bridge.
 TXT
-wait $EMU
+# Ctrl-C reaches the bridge too: it shuts down cleanly (exit 0), then the rest is stopped.
+status=0
+wait "$BRIDGE" || status=$?
+BRIDGE=""
+[ "$status" -eq 0 ] || [ "$status" -eq 130 ] || die "the bridge stopped (exit $status; see $DEMO_DIR/bridge.log)"
+echo
