@@ -218,7 +218,8 @@ def exchange(emulator, owner):
     record = emulator.wait_sent("hello group, from Matrix")
     row(f"{emulator.account} → {record_target(record)}: {record_text(record)}")
 
-    # 5. A picture with a caption: pictures are not bridged yet, and the room says so.
+    # 5. A picture with a caption: the caption as text, the picture as an m.image uploaded to
+    #    the homeserver's media repository.
     emulator.say("group", MEMBER, "look at this", group=GROUP, image=True)
     row(f"呼吸 {MEMBER} in group {GROUP}: look at this + a picture")
     room, event = owner.wait_for(
@@ -226,9 +227,8 @@ def exchange(emulator, owner):
     )
     row("", show_matrix(owner, room, event))
     room, event = owner.wait_for(
-        lambda e: from_ghost(MEMBER)(e)
-        and e.get("content", {}).get("msgtype") in ("m.notice", "m.image"),
-        "anything for the picture",
+        lambda e: from_ghost(MEMBER)(e) and e.get("content", {}).get("msgtype") == "m.image",
+        "the picture as an m.image",
     )
     row("", show_matrix(owner, room, event))
 
