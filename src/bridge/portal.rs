@@ -164,6 +164,19 @@ impl Bridge {
         if self.is_ours(event.sender()) {
             return Ok(false);
         }
+        if let AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomRedaction(redaction)) = &event
+        {
+            // QQ has no recall in WebQQ: the owner must know the message stays on QQ.
+            let from_owner = self.settings.owners.values().any(|o| o == redaction.sender());
+            if from_owner && self.store.portal_by_room(redaction.room_id())?.is_some() {
+                self.notice(
+                    redaction.room_id(),
+                    "QQ cannot retract messages: the redacted message stays on QQ.",
+                )
+                .await?;
+            }
+            return Ok(false);
+        }
         let AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
             MessageLikeEvent::Original(event),
         )) = event

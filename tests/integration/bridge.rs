@@ -98,16 +98,17 @@ impl Owner {
         panic!("no room of {} got {body:?}; seen: {seen:?}", self.user_id);
     }
 
-    async fn send(&self, room: &str, body: &str) {
+    /// Sends a text as the owner; answers the event id.
+    async fn send(&self, room: &str, body: &str) -> String {
         let path = format!(
             "/_matrix/client/v3/rooms/{}/send/m.room.message/t{}",
             urlencode(room),
             rand::random::<u64>()
         );
-        let (status, answer) =
-            call("PUT", &path, Some(&self.token), Some(json!({"msgtype": "m.text", "body": body})))
-                .await;
+        let content = json!({"msgtype": "m.text", "body": body});
+        let (status, answer) = call("PUT", &path, Some(&self.token), Some(content)).await;
         assert_eq!(status, 200, "{answer}");
+        answer["event_id"].as_str().unwrap().to_owned()
     }
 }
 
@@ -200,6 +201,18 @@ async fn test_friend_and_group_both_ways_through_synapse() {
     }
     let sent = sent_texts(&te).await;
     assert_eq!(sent.iter().filter(|m| m.contains("hello from Matrix")).count(), 1, "{sent:?}");
+
+    // A redaction cannot reach QQ: the owner is told so instead of nothing happening.
+    let event_id = owner.send(&dm, "a message to retract").await;
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/redact/{}/r{}",
+        urlencode(&dm),
+        urlencode(&event_id),
+        rand::random::<u64>()
+    );
+    let (status, body) = call("PUT", &path, Some(&owner.token), Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    owner.wait_for("QQ cannot retract messages: the redacted message stays on QQ.").await;
 
     // QQ → Matrix, group: a second portal, the member's ghost.
     te.post_message(ME, "group", BREATH, "group hello", json!({"group": GROUP})).await;
