@@ -16,6 +16,7 @@ use crate::account::login_actor::{
     CaptchaIssued, LoginActor, LoginError, LoginWithPassword, LoginWithQr, QrCodeIssued, Relink,
     Restore,
 };
+use crate::account::lookup;
 pub use crate::account::messages::{
     AccountEvent, AccountSettings, Child, Credentials, Disconnect, FetchPicture, GetAccountState,
     LoginMethod, PictureRequest, SolveCaptcha, StopAccount,
@@ -27,12 +28,10 @@ use crate::account::poller_actor::{
 use crate::account::resolve::{Lookup, Resolution, Resolver};
 use crate::account::sender_actor::{QueueMessage, SendReport, SenderActor};
 use crate::account::state::{self, AccountState, Signal};
-use crate::webqq::api::get_friend_uin2::KIND_PERSON;
 use crate::webqq::client::WebQqClient;
 use crate::webqq::directory::Directory;
 use crate::webqq::retcode::Action;
 use crate::webqq::session::Session;
-use crate::webqq::{Gid, QqNumber, Uin};
 
 /// One QQ account.
 pub struct AccountActor {
@@ -346,12 +345,12 @@ impl AccountActor {
             return self.resolve_from(batch, next, ctx);
         };
         self.resolving = true;
-        ctx.spawn(async move { learn(&client, lookup).await }.into_actor(self).map(
+        ctx.spawn(async move { lookup::learn(&client, lookup).await }.into_actor(self).map(
             move |learned, act, ctx| {
                 if let Some(resolver) = act.resolver.as_mut() {
                     match learned {
-                        Ok(Learned::Person(uin, qq)) => resolver.learn_person(uin, qq),
-                        Ok(Learned::Members(gid, names)) => resolver.learn_group_members(gid, names),
+                        Ok(lookup::Learned::Person(uin, qq)) => resolver.learn_person(uin, qq),
+                        Ok(lookup::Learned::Members(gid, names)) => resolver.learn_group_members(gid, names),
                         Err(error) => {
                             tracing::warn!(account = %act.settings.id, %error, ?lookup, "lookup failed; the event goes on without it");
                             resolver.lookup_failed(lookup);
@@ -363,35 +362,6 @@ impl AccountActor {
                 act.resolve_next(ctx);
             },
         ));
-    }
-}
-
-/// What a lookup taught.
-enum Learned {
-    Person(Uin, QqNumber),
-    Members(Gid, Vec<(Uin, String)>),
-}
-
-async fn learn(client: &WebQqClient, lookup: Lookup) -> Result<Learned, crate::webqq::Error> {
-    match lookup {
-        Lookup::Person(uin) => {
-            let answer = client.friend_uin(uin.get(), KIND_PERSON).await?;
-            Ok(Learned::Person(uin, QqNumber::new(answer.account)))
-        }
-        Lookup::GroupMembers(gid, code) => {
-            let details = client.group_info(code).await?;
-            let cards = details.cards.unwrap_or_default();
-            let names = details
-                .minfo
-                .into_iter()
-                .map(|member| {
-                    let card = cards.iter().find(|c| c.muin == member.uin).map(|c| c.card.clone());
-                    let name = card.filter(|c| !c.is_empty()).unwrap_or(member.nick);
-                    (member.uin, crate::webqq::content::unescape_entities(&name))
-                })
-                .collect();
-            Ok(Learned::Members(gid, names))
-        }
     }
 }
 
@@ -531,22 +501,7 @@ impl Handler<FetchPicture> for AccountActor {
         let client = self.client.clone();
         Box::pin(async move {
             let client = client.ok_or_else(|| "the account is not logged in".to_owned())?;
-            let origin = msg.origin;
-            let fetched = match (msg.picture, origin.chat) {
-                (PictureRequest::Group { name, file_id, server }, Some((kind, chat))) => {
-                    client.fetch_group_pic(kind, chat, origin.from, &server, file_id, &name).await
-                }
-                (PictureRequest::Group { .. }, None) => {
-                    return Err("a group picture outside a group".to_owned());
-                }
-                (PictureRequest::CustomFace { name }, _) => {
-                    client.fetch_cface(origin.msg_id, &name, origin.from).await
-                }
-                (PictureRequest::Offline { file_path }, _) => {
-                    client.fetch_offpic(&file_path, origin.from).await
-                }
-            };
-            fetched.map_err(|error| error.to_string())
+            lookup::fetch_picture(&client, msg).await
         })
     }
 }

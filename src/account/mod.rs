@@ -9,6 +9,7 @@
 
 pub mod account_actor;
 pub mod login_actor;
+pub mod lookup;
 pub mod manager;
 pub mod messages;
 pub mod operator;
