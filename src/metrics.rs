@@ -14,7 +14,7 @@ use prometheus::{
 use crate::webqq::retcode::Retcode;
 
 mod http;
-pub use http::serve;
+pub use http::{run_until, serve};
 
 /// `qqbridge_poll_duration_seconds` buckets: idle polls sit at the server's hold time (≈ 60 s,
 /// protocol §2.3) and clients time out at 70–120 s (protocol §7.1), hence the top end.

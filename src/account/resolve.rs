@@ -204,41 +204,16 @@ impl Resolver {
                 {
                     return Err(Lookup::GroupMembers(m.from_uin, group.code));
                 }
-                let sender = self.person(m.send_uin)?;
-                QqEvent::Message(QqMessage {
-                    chat: ChatKey::Group(number),
-                    chat_name: Some(group.name.clone()),
-                    sender_name: self.name(m.send_uin),
-                    from_self: sender.is_some() && sender == self.self_qq,
-                    sender,
-                    key: message_key(sender, m.send_uin, m.msg_id, m.time),
-                    time: m.time,
-                    content: m.content.clone(),
-                    origin: Origin {
-                        from: m.send_uin,
-                        msg_id: m.msg_id,
-                        chat: Some((0, m.group_code.get())),
-                    },
-                })
+                let member = Member { uin: m.send_uin, msg_id: m.msg_id, time: m.time };
+                let chat =
+                    (ChatKey::Group(number), Some(group.name.clone()), (0, m.group_code.get()));
+                self.member_message(member, chat, &m.content)?
             }
             PollEvent::DiscuMessage(m) => {
-                let sender = self.person(m.send_uin)?;
+                let member = Member { uin: m.send_uin, msg_id: m.msg_id, time: m.time };
                 let chat_name = self.directory.discussions.get(&m.did).map(|d| d.name.clone());
-                QqEvent::Message(QqMessage {
-                    chat: ChatKey::Discussion(m.did),
-                    chat_name,
-                    sender_name: self.name(m.send_uin),
-                    from_self: sender.is_some() && sender == self.self_qq,
-                    sender,
-                    key: message_key(sender, m.send_uin, m.msg_id, m.time),
-                    time: m.time,
-                    content: m.content.clone(),
-                    origin: Origin {
-                        from: m.send_uin,
-                        msg_id: m.msg_id,
-                        chat: Some((1, m.did.get())),
-                    },
-                })
+                let chat = (ChatKey::Discussion(m.did), chat_name, (1, m.did.get()));
+                self.member_message(member, chat, &m.content)?
             }
             PollEvent::InputNotify(n) => match self.person(n.from_uin)? {
                 Some(from) => QqEvent::Typing { from },
@@ -271,6 +246,29 @@ impl Resolver {
         }))
     }
 
+    /// A message a member wrote in a group or discussion: `chat` is its key, name and the
+    /// (kind, id) picture downloads use.
+    fn member_message(
+        &self,
+        member: Member,
+        chat: (ChatKey, Option<String>, (u64, u64)),
+        content: &Content,
+    ) -> Result<QqEvent, Lookup> {
+        let sender = self.person(member.uin)?;
+        let (chat, chat_name, picture_chat) = chat;
+        Ok(QqEvent::Message(QqMessage {
+            chat,
+            chat_name,
+            sender_name: self.name(member.uin),
+            from_self: sender.is_some() && sender == self.self_qq,
+            sender,
+            key: message_key(sender, member.uin, member.msg_id, member.time),
+            time: member.time,
+            content: content.clone(),
+            origin: Origin { from: member.uin, msg_id: member.msg_id, chat: Some(picture_chat) },
+        }))
+    }
+
     /// The name to show for a member: group card or nick, friend markname, else empty.
     fn name(&self, uin: Uin) -> String {
         self.names
@@ -280,6 +278,14 @@ impl Resolver {
             .unwrap_or_default()
             .to_owned()
     }
+}
+
+/// Who wrote a group or discussion message, and its id and time.
+#[derive(Clone, Copy)]
+struct Member {
+    uin: Uin,
+    msg_id: MsgId,
+    time: u64,
 }
 
 /// The dedupe key of a message: poll2 may deliver one twice (protocol §7.4); `msg_id` is a

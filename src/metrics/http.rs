@@ -38,6 +38,16 @@ pub async fn serve(
     .shutdown_timeout(5)
     .listen(listener)?
     .run();
+    run_until(server, shutdown).await
+}
+
+/// Runs an actix-web `server` until it ends or `shutdown` resolves, then stops it gracefully
+/// (in-flight requests finish within the server's shutdown timeout). Shared by every listener
+/// of the process.
+pub async fn run_until(
+    server: actix_web::dev::Server,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let handle = server.handle();
     let mut server = std::pin::pin!(server);
     tokio::select! {

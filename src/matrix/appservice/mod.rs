@@ -164,16 +164,7 @@ pub async fn serve(
             .shutdown_timeout(10)
             .listen(listener)?
             .run();
-    let handle = server.handle();
-    let mut server = std::pin::pin!(server);
-    tokio::select! {
-        result = &mut server => result,
-        () = shutdown => {
-            // The server future itself answers the stop command, so it must be polled meanwhile.
-            let ((), result) = tokio::join!(handle.stop(true), server);
-            result
-        }
-    }
+    crate::metrics::run_until(server, shutdown).await
 }
 
 #[cfg(test)]
