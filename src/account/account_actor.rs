@@ -19,7 +19,7 @@ use crate::account::login_actor::{
 use crate::account::lookup;
 pub use crate::account::messages::{
     AccountEvent, AccountSettings, Child, Credentials, Disconnect, FetchPicture, GetAccountState,
-    LoginMethod, PictureRequest, SolveCaptcha, StopAccount,
+    LoginMethod, PictureRequest, SolveCaptcha, StopAccount, UploadPicture,
 };
 use crate::account::poller::StopReason;
 use crate::account::poller_actor::{
@@ -502,6 +502,24 @@ impl Handler<FetchPicture> for AccountActor {
         Box::pin(async move {
             let client = client.ok_or_else(|| "the account is not logged in".to_owned())?;
             lookup::fetch_picture(&client, msg).await
+        })
+    }
+}
+
+impl Handler<UploadPicture> for AccountActor {
+    type Result = ResponseFuture<Result<crate::webqq::content::Segment, String>>;
+
+    fn handle(&mut self, msg: UploadPicture, _: &mut Context<Self>) -> Self::Result {
+        let client = self.client.clone();
+        let friend = match (&msg.chat, &self.resolver) {
+            (crate::account::send_queue::ChatKey::Friend(qq), Some(resolver)) => {
+                resolver.directory().uin_of(*qq)
+            }
+            _ => None,
+        };
+        Box::pin(async move {
+            let client = client.ok_or_else(|| "the account is not logged in".to_owned())?;
+            lookup::upload_picture(&client, msg, friend).await
         })
     }
 }

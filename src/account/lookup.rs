@@ -1,10 +1,12 @@
 //! The session calls the account actor makes for others: id lookups for the resolver and
 //! picture downloads for the bridge.
 
-use crate::account::messages::{FetchPicture, PictureRequest};
+use crate::account::messages::{FetchPicture, PictureRequest, UploadPicture};
 use crate::account::resolve::Lookup;
+use crate::account::send_queue::ChatKey;
 use crate::webqq::api::get_friend_uin2::KIND_PERSON;
 use crate::webqq::client::WebQqClient;
+use crate::webqq::content::Segment;
 use crate::webqq::{Gid, QqNumber, Uin};
 
 /// What a lookup taught.
@@ -57,4 +59,32 @@ pub async fn fetch_picture(client: &WebQqClient, msg: FetchPicture) -> Result<Ve
         }
     };
     fetched.map_err(|error| error.to_string())
+}
+
+/// Uploads the picture of `msg` (protocol §2.18): a group or discussion picture as a custom face,
+/// a friend's as an offline picture addressed to `friend` (the friend's uin in this session).
+pub async fn upload_picture(
+    client: &WebQqClient,
+    msg: UploadPicture,
+    friend: Option<Uin>,
+) -> Result<Segment, String> {
+    match msg.chat {
+        ChatKey::Group(_) | ChatKey::Discussion(_) => client
+            .upload_cface(&msg.file_name, msg.bytes)
+            .await
+            .map(|name| Segment::GroupCface { name })
+            .map_err(|error| error.to_string()),
+        ChatKey::Friend(qq) => {
+            let uin = friend.ok_or_else(|| format!("friend {qq} is not in this session's list"))?;
+            let uploaded = client
+                .upload_offline_pic(uin, &msg.file_name, msg.bytes)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(Segment::OffPicSend {
+                file_path: uploaded.filepath,
+                file_name: uploaded.filename,
+                file_size: uploaded.filesize,
+            })
+        }
+    }
 }

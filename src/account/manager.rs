@@ -115,6 +115,17 @@ pub struct FetchPictureVia {
     pub fetch: crate::account::account_actor::FetchPicture,
 }
 
+/// Command: upload a picture on `account` for a message to a chat. Answers the content segment
+/// that shows it, or why not.
+#[derive(Message)]
+#[rtype(result = "Result<crate::webqq::content::Segment, String>")]
+pub struct UploadPictureVia {
+    /// The account id.
+    pub account: String,
+    /// What to upload.
+    pub upload: crate::account::account_actor::UploadPicture,
+}
+
 /// Many accounts.
 pub struct AccountManager {
     settings: ManagerSettings,
@@ -287,6 +298,18 @@ impl Handler<FetchPictureVia> for AccountManager {
         Box::pin(async move {
             let account = account.ok_or_else(|| "the account is not running".to_owned())?;
             account.send(msg.fetch).await.unwrap_or_else(|_| Err("the account stopped".to_owned()))
+        })
+    }
+}
+
+impl Handler<UploadPictureVia> for AccountManager {
+    type Result = ResponseFuture<Result<crate::webqq::content::Segment, String>>;
+
+    fn handle(&mut self, msg: UploadPictureVia, _: &mut Context<Self>) -> Self::Result {
+        let account = self.accounts.get(&msg.account).cloned();
+        Box::pin(async move {
+            let account = account.ok_or_else(|| "the account is not running".to_owned())?;
+            account.send(msg.upload).await.unwrap_or_else(|_| Err("the account stopped".to_owned()))
         })
     }
 }

@@ -208,3 +208,17 @@ pub struct FetchPicture {
     /// Which picture.
     pub picture: PictureRequest,
 }
+
+/// Command: upload a picture for a message to `chat`. Answered by `AccountActor` with the content
+/// segment that shows it (to queue with [`crate::account::sender_actor::QueueMessage`]), or why
+/// not.
+#[derive(Message)]
+#[rtype(result = "Result<crate::webqq::content::Segment, String>")]
+pub struct UploadPicture {
+    /// Where the message goes (a friend picture is uploaded for that friend).
+    pub chat: crate::account::send_queue::ChatKey,
+    /// A file name with the right extension.
+    pub file_name: String,
+    /// The image.
+    pub bytes: Vec<u8>,
+}

@@ -16,8 +16,8 @@ use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
 use ruma::serde::Raw;
 use ruma::{MilliSecondsSinceUnixEpoch, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId};
 
-use crate::account::account_actor::{FetchPicture, PictureRequest};
-use crate::account::manager::{AccountManager, FetchPictureVia, SendVia};
+use crate::account::account_actor::{FetchPicture, PictureRequest, UploadPicture};
+use crate::account::manager::{AccountManager, FetchPictureVia, SendVia, UploadPictureVia};
 use crate::account::resolve::QqMessage;
 use crate::account::send_queue::ChatKey;
 use crate::account::sender_actor::QueueMessage;
@@ -206,10 +206,15 @@ impl Bridge {
         for message in outgoing {
             let content = match message {
                 OutgoingQq::Text(content) => content,
-                OutgoingQq::Image { .. } => {
-                    self.notice(&event.room_id, "Not sent to QQ: images are not bridged to QQ yet")
-                        .await?;
-                    continue;
+                OutgoingQq::Image { mxc, caption, .. } => {
+                    match self.picture_to_qq(&account, chat, &mxc, caption).await {
+                        Ok(content) => content,
+                        Err(reason) => {
+                            let text = format!("Not sent to QQ: the picture {reason}");
+                            self.notice(&event.room_id, &text).await?;
+                            continue;
+                        }
+                    }
                 }
             };
             self.remember_echo(&portal.portal_key, &content);
@@ -329,6 +334,42 @@ impl Bridge {
             }
             Err(error) => picture_notice(&format!("the upload failed: {error}")),
         }
+    }
+
+    /// A Matrix picture as QQ content: downloaded from the homeserver (size-capped), checked to
+    /// be an image, uploaded through the account; `caption` goes before it. Errors say why, for
+    /// a notice.
+    async fn picture_to_qq(
+        &self,
+        account: &str,
+        chat: ChatKey,
+        mxc: &ruma::MxcUri,
+        caption: Vec<crate::webqq::content::Segment>,
+    ) -> Result<Content, String> {
+        let downloaded =
+            self.matrix.download(mxc).await.map_err(|e| format!("could not be downloaded: {e}"))?;
+        if downloaded.bytes.len() > self.settings.max_image_bytes {
+            return Err(format!("is larger than {} bytes", self.settings.max_image_bytes));
+        }
+        let (_, extension) = image_type(&downloaded.bytes)
+            .ok_or_else(|| "is not an image QQ can show".to_owned())?;
+        let upload = UploadPicture {
+            chat,
+            file_name: format!("matrix.{extension}"),
+            bytes: downloaded.bytes,
+        };
+        let segment = match self
+            .accounts
+            .send(UploadPictureVia { account: account.to_owned(), upload })
+            .await
+        {
+            Ok(Ok(segment)) => segment,
+            Ok(Err(reason)) => return Err(format!("could not be uploaded to QQ: {reason}")),
+            Err(_) => return Err("could not be uploaded: the account stopped".to_owned()),
+        };
+        let mut content = Content { font: None, segments: caption };
+        content.push(segment);
+        Ok(content)
     }
 
     /// Shows QQ's typing notice of friend `from` as the ghost typing in the friend's portal, if

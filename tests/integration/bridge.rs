@@ -98,6 +98,39 @@ impl Owner {
         panic!("no room of {} got {body:?}; seen: {seen:?}", self.user_id);
     }
 
+    /// Uploads a 1×1 PNG as the owner; answers its mxc URI.
+    async fn upload_png(&self) -> String {
+        const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082";
+        let url = format!(
+            "{}/_matrix/media/v3/upload?filename=pic.png",
+            crate::synapse::synapse().base_url
+        );
+        let answer: Value = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(&self.token)
+            .header("content-type", "image/png")
+            .body(hex::decode(PNG).unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["content_uri"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends any message content as the owner; answers the event id.
+    async fn send_content(&self, room: &str, content: Value) -> String {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/t{}",
+            urlencode(room),
+            rand::random::<u64>()
+        );
+        let (status, answer) = call("PUT", &path, Some(&self.token), Some(content)).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["event_id"].as_str().unwrap().to_owned()
+    }
+
     /// Sends a text as the owner; answers the event id.
     async fn send(&self, room: &str, body: &str) -> String {
         let path = format!(
@@ -272,6 +305,24 @@ async fn test_friend_and_group_both_ways_through_synapse() {
         .map(|e| e["content"]["body"].clone())
         .collect();
     assert_eq!(bodies.iter().filter(|b| *b == "to the group").count(), 1, "{bodies:?}");
+
+    // A Matrix picture goes to QQ as an uploaded group picture, and to the friend as an offline
+    // picture.
+    let mxc = owner.upload_png().await;
+    for (room, needle) in [(&group_room, "cface"), (&dm, "offpic")] {
+        let content = json!({"msgtype": "m.image", "body": "pic.png", "url": mxc,
+                             "info": {"mimetype": "image/png"}});
+        owner.send_content(room, content).await;
+        let mut found = false;
+        for _ in 0..100 {
+            found = sent_texts(&te).await.iter().any(|m| m.contains(needle));
+            if found {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(found, "no {needle} sent to QQ: {:?}", sent_texts(&te).await);
+    }
 
     // A second message in the same chat goes to the same portal, in order.
     te.post_message(ME, "friend", ALICE, "second", json!({})).await;
