@@ -105,7 +105,10 @@ impl Owner {
             "{}/_matrix/media/v3/upload?filename=pic.png",
             crate::synapse::synapse().base_url
         );
-        let answer: Value = reqwest::Client::new()
+        let answer: Value = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
             .post(url)
             .bearer_auth(&self.token)
             .header("content-type", "image/png")
