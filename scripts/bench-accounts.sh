@@ -5,7 +5,8 @@
 #
 # Usage: scripts/bench-accounts.sh [N] [bench options…]    (N defaults to 1000)
 #   bench options: --window SECS (10), --repeats R (3), --timeout SECS (1200),
-#                  --connect-timeout SECS (400), --poll-hold SECS (60)
+#                  --connect-timeout SECS (400), --poll-hold SECS (60),
+#                  --aggregate-metrics (metrics.per_account: false)
 # Builds the release binary, raises the open-files limit as far as the hard limit allows (each
 # account holds at least one connection in the bridge and one in the emulator, more while it
 # logs in), then runs the bench.
@@ -17,7 +18,7 @@ n="${1:-1000}"
 if [[ $# -gt 0 ]]; then shift; fi
 if ! [[ "$n" =~ ^[0-9]+$ ]] || [[ "$n" -eq 0 ]]; then
     echo "usage: $0 [N] [--window SECS] [--repeats R] [--timeout SECS]" \
-        "[--connect-timeout SECS] [--poll-hold SECS]" >&2
+        "[--connect-timeout SECS] [--poll-hold SECS] [--aggregate-metrics]" >&2
     exit 2
 fi
 
