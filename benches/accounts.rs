@@ -2,11 +2,13 @@
 //! against the WebQQ emulator (another release process) — RSS per idle account, CPU while every
 //! account long-polls idly, and the time to restore N stored sessions after a restart.
 //!
-//! Run with `scripts/bench-accounts.sh [N]`, or `cargo bench --bench accounts -- N
-//! [--window SECS] [--repeats R] [--timeout SECS] [--poll-hold SECS] [--connect-timeout SECS]
-//! [--aggregate-metrics]`. `--aggregate-metrics` runs the bridge with `metrics.per_account: false`
-//! (what a process with thousands of accounts should use: per-account series cost ~11 KiB of
-//! RSS per account and make /metrics hundreds of thousands of lines long).
+//! Run with `scripts/bench-accounts.sh [N]`, or `QQBRIDGE_BIN=<a release qqbridge> cargo test
+//! --bench accounts -- --bench N [--window SECS] [--repeats R] [--timeout SECS]
+//! [--poll-hold SECS] [--connect-timeout SECS] [--aggregate-metrics]` (the driver may be a dev
+//! build; the children must not). `--aggregate-metrics` runs the bridge with
+//! `metrics.per_account: false`, what a process with thousands of accounts should use: the
+//! per-account series cost ~11 KiB of heap per account (~33 KiB of RSS at N = 1000, scrapes
+//! included) and make /metrics hundreds of thousands of lines long.
 //!
 //! What happens: a world of N accounts (each a person with a password, no captcha, friends with
 //! its neighbours; the same world as benches/emulator_polls.rs) is written to a temp dir;
@@ -329,6 +331,8 @@ fn show_counters(
 struct Window {
     cpu_percent: f64,
     rss_kib: u64,
+    /// poll2 requests the emulator saw during the window (re-polls of returned idle polls).
+    polls: u64,
 }
 
 async fn measure_window(pid: &str, window: Duration, ticks_per_s: u64) -> anyhow::Result<Window> {
@@ -338,7 +342,7 @@ async fn measure_window(pid: &str, window: Duration, ticks_per_s: u64) -> anyhow
     let t1 = cpu_ticks(pid)?;
     let secs = started.elapsed().as_secs_f64();
     let cpu_percent = (t1.saturating_sub(t0)) as f64 / ticks_per_s as f64 / secs * 100.0;
-    Ok(Window { cpu_percent, rss_kib: rss_kib(pid)? })
+    Ok(Window { cpu_percent, rss_kib: rss_kib(pid)?, polls: 0 })
 }
 
 /// R windows of `window`; also the emulator's poll2 requests during each (the re-poll traffic
@@ -354,8 +358,9 @@ async fn measure_windows(
     let mut out = Vec::with_capacity(repeats);
     for i in 0..repeats {
         let before = emulator_counters(control, emulator).await?;
-        let w = measure_window(&bridge.pid, window, ticks).await?;
+        let mut w = measure_window(&bridge.pid, window, ticks).await?;
         let after = emulator_counters(control, emulator).await?;
+        w.polls = counter_delta(&before, &after, "poll2");
         println!(
             "  window {}/{repeats}: CPU {:6.2} % of a core, RSS {:8.1} MiB, {} threads, {} fds, \
              poll2 requests in window {}, load {}",
@@ -460,6 +465,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("  states after the windows: {states:?}");
     let rss = median(windows.iter().map(|w| w.rss_kib as f64).collect());
     let cpu = median(windows.iter().map(|w| w.cpu_percent).collect());
+    if windows.iter().all(|w| w.polls == 0) {
+        // Every poll started within the login burst and is still held: these windows saw no
+        // re-poll at all, so their CPU leaves out the steady-state cost of idle accounts.
+        println!(
+            "  note: no poll returned during the windows; `--window {}` (longer than the poll \
+             hold) includes one full re-poll wave",
+            args.poll_hold + 10
+        );
+    }
     let (stop_time, clean) = interrupt(&first.label, &first.pid, Duration::from_secs(20)).await;
     println!(
         "  SIGINT → exit {:.2} s{}",

@@ -44,4 +44,8 @@ fi
 cargo build --release --bin qqbridge
 # The bench starts this binary for both children (emulator and bridge), each measured apart.
 export QQBRIDGE_BIN="${CARGO_TARGET_DIR:-target}/release/qqbridge"
-exec cargo bench --bench accounts -- "$n" "$@"
+# The driver itself only reads /proc and /metrics: it runs from the dev profile, whose
+# dependencies `cargo test` has built already (`cargo bench` would build every dependency a
+# second time in release with the dev-dependencies' features, ~20 min on two cores). `--bench`
+# tells it to run the full bench rather than the smoke run `cargo test` makes.
+exec cargo test --bench accounts -- --bench "$n" "$@"
