@@ -219,15 +219,21 @@ impl AccountActor {
         // sender follows.
         self.start_poller(client.clone(), ctx);
         let directory_client = client.clone();
-        ctx.spawn(async move { Directory::load(&directory_client).await }.into_actor(self).map(
-            move |directory, act, ctx| {
-                let directory = directory.unwrap_or_else(|error| {
-                    tracing::warn!(account = %act.settings.id, %error, "contact lists not loaded");
-                    Directory::default()
-                });
-                act.start_sender(client, Arc::new(directory), ctx);
-            },
-        ));
+        let permits = self.settings.login_permits.clone();
+        let load = async move {
+            // The contact lists (3 calls plus one per friend and group) take turns with logins
+            // and restores on the same permits, behind them: when 1,000 accounts restart, every
+            // session opens first instead of all sharing the CPU with ~5,000 list calls.
+            let _permit = permits.acquire_owned().await.ok();
+            Directory::load(&directory_client).await
+        };
+        ctx.spawn(load.into_actor(self).map(move |directory, act, ctx| {
+            let directory = directory.unwrap_or_else(|error| {
+                tracing::warn!(account = %act.settings.id, %error, "contact lists not loaded");
+                Directory::default()
+            });
+            act.start_sender(client, Arc::new(directory), ctx);
+        }));
     }
 
     fn start_poller(&mut self, client: Arc<WebQqClient>, ctx: &mut Context<Self>) {
