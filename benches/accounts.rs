@@ -2,8 +2,13 @@
 //! against the WebQQ emulator (another release process) — RSS per idle account, CPU while every
 //! account long-polls idly, and the time to restore N stored sessions after a restart.
 //!
-//! Run with `scripts/bench-accounts.sh [N]`, or `cargo bench --bench accounts -- N
-//! [--window SECS] [--repeats R] [--timeout SECS] [--poll-hold SECS] [--connect-timeout SECS]`.
+//! Run with `scripts/bench-accounts.sh [N]`, or `QQBRIDGE_BIN=<a release qqbridge> cargo test
+//! --bench accounts -- --bench N [--window SECS] [--repeats R] [--timeout SECS]
+//! [--poll-hold SECS] [--connect-timeout SECS] [--aggregate-metrics]` (the driver may be a dev
+//! build; the children must not). `--aggregate-metrics` runs the bridge with
+//! `metrics.per_account: false`, what a process with thousands of accounts should use: the
+//! per-account series cost ~11 KiB of heap per account (~33 KiB of RSS at N = 1000, scrapes
+//! included) and make /metrics hundreds of thousands of lines long.
 //!
 //! What happens: a world of N accounts (each a person with a password, no captcha, friends with
 //! its neighbours; the same world as benches/emulator_polls.rs) is written to a temp dir;
@@ -29,85 +34,26 @@
 //! `QQBRIDGE_BIN` overrides the binary used for both children (default: the `qqbridge` cargo
 //! built alongside this bench).
 
+mod common;
+
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, PoisonError, TryLockError};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use common::{
+    ChildGuard, Emulator, binary, clock_ticks_per_second, cpu_ticks, exited, free_port, interrupt,
+    kill_children, load_average, log_tail, median, mib, nofile_limit, open_fds, password_of, qq_of,
+    register, rss_kib, start_emulator, threads, wait_http,
+};
 use serde_json::Value;
-
-/// The first QQ number of the generated world.
-const FIRST_QQ: u64 = 200_000;
 /// Requests that only a full login makes (password login; QR login).
 const LOGIN_COUNTERS: [&str; 2] = ["login", "ptqrshow"];
 /// Counters printed for each run (the login chain, relink and polls).
 const SHOWN_COUNTERS: [&str; 7] =
     ["check", "login", "ptqrshow", "check_sig", "login2", "get_online_buddies2", "poll2"];
-
-/// The running children (label, process), killed by [`kill_children`] from the guard, the panic
-/// hook or the signal path. The lock is only ever held for a moment.
-static CHILDREN: Mutex<Vec<(String, Child)>> = Mutex::new(Vec::new());
-
-fn kill_children() {
-    let mut slot = match CHILDREN.try_lock() {
-        Ok(guard) => guard,
-        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(TryLockError::WouldBlock) => return,
-    };
-    for (_, mut child) in slot.drain(..) {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// Kills the children when dropped (normal end, error, timeout, Ctrl-C).
-struct ChildGuard;
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        kill_children();
-    }
-}
-
-fn register(label: &str, child: Child) {
-    CHILDREN.lock().unwrap_or_else(PoisonError::into_inner).push((label.to_owned(), child));
-}
-
-/// Whether the child `label` has exited (and with what), taking it off the list if so.
-fn exited(label: &str) -> Option<std::process::ExitStatus> {
-    let mut slot = CHILDREN.lock().unwrap_or_else(PoisonError::into_inner);
-    let index = slot.iter().position(|(l, _)| l == label)?;
-    let status = slot[index].1.try_wait().ok().flatten()?;
-    slot.remove(index);
-    Some(status)
-}
-
-fn still_running(label: &str) -> bool {
-    CHILDREN.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|(l, _)| l == label)
-}
-
-/// SIGINT to `label` (what an operator's Ctrl-C does), then up to `grace` for it to exit, then
-/// SIGKILL. Answers how long it took to exit and whether it exited by itself.
-async fn interrupt(label: &str, pid: &str, grace: Duration) -> (Duration, bool) {
-    let started = Instant::now();
-    let _ = Command::new("kill").args(["-INT", pid]).status();
-    while started.elapsed() < grace {
-        if exited(label).is_some() || !still_running(label) {
-            return (started.elapsed(), true);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut slot = CHILDREN.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(index) = slot.iter().position(|(l, _)| l == label) {
-        let (_, mut child) = slot.remove(index);
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    (started.elapsed(), false)
-}
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -119,6 +65,7 @@ struct Args {
     connect_timeout: Duration,
     poll_hold: u64,
     settle: Duration,
+    aggregate_metrics: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -131,6 +78,7 @@ fn parse_args() -> anyhow::Result<Args> {
         connect_timeout: Duration::from_secs(400),
         poll_hold: 60,
         settle: Duration::from_secs(3),
+        aggregate_metrics: false,
     };
     let mut under_bench = false;
     let mut it = std::env::args().skip(1);
@@ -149,12 +97,14 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.connect_timeout = Duration::from_secs(value(&arg)?.max(5));
             }
             "--poll-hold" => args.poll_hold = value(&arg)?.clamp(1, 600),
+            "--aggregate-metrics" => args.aggregate_metrics = true,
             other if !other.starts_with('-') => {
                 args.n = other.parse().with_context(|| format!("N: not a number: {other}"))?;
             }
             other => bail!(
                 "unknown option {other}; usage: accounts [N] [--window SECS] [--repeats R] \
-                 [--timeout SECS] [--connect-timeout SECS] [--poll-hold SECS]"
+                 [--timeout SECS] [--connect-timeout SECS] [--poll-hold SECS] \
+                 [--aggregate-metrics]"
             ),
         }
     }
@@ -175,81 +125,6 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-// ---------------------------------------------------------------------------------------------
-// /proc readers
-
-/// Resident set size in KiB (`VmRSS`).
-fn rss_kib(pid: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
-}
-
-/// utime + stime in clock ticks.
-fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> anyhow::Result<u64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("/proc/{pid}/stat has no field {}", i + 3))
-    };
-    // Fields 14 (utime) and 15 (stime), counted from 1 with pid and comm before the ')'.
-    Ok(field(11)? + field(12)?)
-}
-
-fn threads(pid: &str) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).map(Iterator::count).unwrap_or(0)
-}
-
-fn open_fds(pid: &str) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).unwrap_or(0)
-}
-
-/// (soft, hard) limit on open files of this process (inherited by the children).
-fn nofile_limit() -> Option<(u64, u64)> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let rest = limits.lines().find_map(|l| l.strip_prefix("Max open files"))?;
-    let mut numbers = rest.split_whitespace();
-    let parse = |v: Option<&str>| v.and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-    Some((parse(numbers.next()), parse(numbers.next())))
-}
-
-fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_owned())
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn ratio(value: f64, reference: f64) -> String {
     if reference > 0.0 {
         format!("×{:.2}", value / reference)
@@ -261,42 +136,15 @@ fn ratio(value: f64, reference: f64) -> String {
 // ---------------------------------------------------------------------------------------------
 // The world, the configs and the children
 
-fn qq_of(i: usize) -> u64 {
-    FIRST_QQ + i as u64
-}
-
-fn password_of(qq: u64) -> String {
-    format!("bench-{qq}")
-}
-
-/// N accounts; account i befriends i+1 and i+2 (mutual, so most have four friends).
-fn world_yaml(n: usize) -> String {
-    let mut yaml = String::with_capacity(n * 110);
-    yaml.push_str("# Generated by benches/accounts.rs\naccounts:\n");
-    for i in 0..n {
-        let qq = qq_of(i);
-        let _ = write!(
-            yaml,
-            "  - {{qq: {qq}, password: \"{}\", nick: \"bench {i}\", friends: [",
-            password_of(qq)
-        );
-        let mut friends: Vec<usize> = [(i + 1) % n, (i + 2) % n].into();
-        friends.retain(|&f| f != i);
-        friends.dedup();
-        let list: Vec<String> = friends.iter().map(|&f| format!("{{qq: {}}}", qq_of(f))).collect();
-        yaml.push_str(&list.join(", "));
-        yaml.push_str("]}\n");
-    }
-    yaml
-}
-
-/// A `qqbridge run` config with `n` password accounts of the world.
+/// A `qqbridge run` config with `n` password accounts of the world; `per_account` is its
+/// `metrics.per_account`.
 fn bridge_yaml(
     n: usize,
     emulator_tls: SocketAddr,
     ca: &Path,
     store: &Path,
     metrics: u16,
+    per_account: bool,
 ) -> String {
     let mut yaml = String::with_capacity(n * 80 + 512);
     let _ = write!(
@@ -304,7 +152,7 @@ fn bridge_yaml(
         "# Generated by benches/accounts.rs\n\
          qq:\n  connect: \"{emulator_tls}\"\n  ca_cert: \"{}\"\n  poll_timeout_seconds: 120\n\
          store:\n  path: \"{}\"\n\
-         metrics:\n  listen: \"127.0.0.1:{metrics}\"\n\
+         metrics:\n  listen: \"127.0.0.1:{metrics}\"\n  per_account: {per_account}\n\
          logging:\n  filter: \"warn\"\n",
         ca.display(),
         store.display()
@@ -323,93 +171,6 @@ fn bridge_yaml(
         );
     }
     yaml
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn binary() -> PathBuf {
-    std::env::var_os("QQBRIDGE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_qqbridge")))
-}
-
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-/// A started emulator: its pid and addresses.
-struct Emulator {
-    pid: String,
-    plain: SocketAddr,
-    tls: SocketAddr,
-    ca: PathBuf,
-}
-
-async fn start_emulator(
-    dir: &Path,
-    world: &Path,
-    args: &Args,
-    control: &reqwest::Client,
-) -> anyhow::Result<Emulator> {
-    let bin = binary();
-    let mut last_error = None;
-    // A port picked free may be taken again before the child binds it: retry with new ones.
-    for attempt in 0..3 {
-        let plain = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let tls = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let ca = dir.join("emulator-ca.pem");
-        let log = dir.join(format!("emulator-{attempt}.log"));
-        let log_file = std::fs::File::create(&log).context("cannot create the emulator log")?;
-        let child = Command::new(&bin)
-            .arg("emulator")
-            .args(["--listen", &plain.to_string(), "--tls-listen", &tls.to_string()])
-            .arg("--ca-cert-out")
-            .arg(&ca)
-            .arg("--world")
-            .arg(world)
-            .args(["--poll-hold", &args.poll_hold.to_string()])
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let pid = child.id().to_string();
-        register("emulator", child);
-        match wait_http(&format!("http://{plain}/_emulator/state"), "emulator", control).await {
-            Ok(()) => return Ok(Emulator { pid, plain, tls, ca }),
-            Err(error) => {
-                kill_children();
-                last_error = Some(error.context(format!("emulator log:\n{}", log_tail(&log))));
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("the emulator did not start")))
-}
-
-/// Waits until `url` answers 2xx, failing if the child `label` exits first or after 60 s.
-async fn wait_http(url: &str, label: &str, control: &reqwest::Client) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = exited(label) {
-            bail!("{label} exited at start ({status})");
-        }
-        if let Ok(response) = control.get(url).send().await
-            && response.status().is_success()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{label} did not answer {url} within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A started `qqbridge run`.
@@ -462,9 +223,12 @@ async fn account_states(
         .await
         .context("GET /metrics body")?;
     let mut states = std::collections::BTreeMap::new();
+    // One-hot per account (0 or 1), or with `per_account: false` one count per state under
+    // account="all": summing the values answers both.
     for line in text.lines().filter(|l| l.starts_with("qqbridge_account_state{")) {
         let Some((labels, value)) = line.rsplit_once(' ') else { continue };
-        if value.trim() != "1" {
+        let Ok(count) = value.trim().parse::<u64>() else { continue };
+        if count == 0 {
             continue;
         }
         let state = labels
@@ -473,7 +237,7 @@ async fn account_states(
             .and_then(|rest| rest.split('"').next())
             .unwrap_or("?")
             .to_owned();
-        *states.entry(state).or_insert(0) += 1;
+        *states.entry(state).or_insert(0) += count;
     }
     Ok(states)
 }
@@ -567,6 +331,8 @@ fn show_counters(
 struct Window {
     cpu_percent: f64,
     rss_kib: u64,
+    /// poll2 requests the emulator saw during the window (re-polls of returned idle polls).
+    polls: u64,
 }
 
 async fn measure_window(pid: &str, window: Duration, ticks_per_s: u64) -> anyhow::Result<Window> {
@@ -576,7 +342,7 @@ async fn measure_window(pid: &str, window: Duration, ticks_per_s: u64) -> anyhow
     let t1 = cpu_ticks(pid)?;
     let secs = started.elapsed().as_secs_f64();
     let cpu_percent = (t1.saturating_sub(t0)) as f64 / ticks_per_s as f64 / secs * 100.0;
-    Ok(Window { cpu_percent, rss_kib: rss_kib(pid)? })
+    Ok(Window { cpu_percent, rss_kib: rss_kib(pid)?, polls: 0 })
 }
 
 /// R windows of `window`; also the emulator's poll2 requests during each (the re-poll traffic
@@ -592,8 +358,9 @@ async fn measure_windows(
     let mut out = Vec::with_capacity(repeats);
     for i in 0..repeats {
         let before = emulator_counters(control, emulator).await?;
-        let w = measure_window(&bridge.pid, window, ticks).await?;
+        let mut w = measure_window(&bridge.pid, window, ticks).await?;
         let after = emulator_counters(control, emulator).await?;
+        w.polls = counter_delta(&before, &after, "poll2");
         println!(
             "  window {}/{repeats}: CPU {:6.2} % of a core, RSS {:8.1} MiB, {} threads, {} fds, \
              poll2 requests in window {}, load {}",
@@ -618,7 +385,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ticks = clock_ticks_per_second();
     let dir = tempfile::tempdir().context("cannot create a temp dir")?;
     let world = dir.path().join("world.yaml");
-    std::fs::write(&world, world_yaml(n)).context("cannot write the world")?;
+    std::fs::write(&world, common::world_yaml(n, "benches/accounts.rs"))
+        .context("cannot write the world")?;
     let control = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
@@ -626,17 +394,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .context("cannot build the control client")?;
     println!(
         "accounts bench: N = {n}, poll hold {} s, windows {} × {} s (reference {} s), \
-         binary {}",
+         metrics.per_account {}, binary {}",
         args.poll_hold,
         args.repeats,
         args.window.as_secs(),
         args.reference_window.as_secs(),
+        !args.aggregate_metrics,
         binary().display()
     );
     if let Some((soft, hard)) = nofile_limit() {
         println!("open-files limit: soft {soft}, hard {hard} (inherited by both children)");
     }
-    let emulator = start_emulator(dir.path(), &world, &args, &control).await?;
+    let emulator = start_emulator(dir.path(), &world, args.poll_hold, &control).await?;
     println!(
         "emulator pid {} on {} / {} (TLS), RSS {:.1} MiB",
         emulator.pid,
@@ -649,7 +418,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let port = free_port()?;
     let config0 = dir.path().join("bridge-0.yaml");
     let store0 = dir.path().join("store-0.sqlite3");
-    std::fs::write(&config0, bridge_yaml(0, emulator.tls, &emulator.ca, &store0, port))?;
+    std::fs::write(
+        &config0,
+        bridge_yaml(0, emulator.tls, &emulator.ca, &store0, port, !args.aggregate_metrics),
+    )?;
     let reference = start_bridge(dir.path(), "bridge-reference", &config0, port)?;
     wait_http(&reference.metrics, &reference.label, &control).await?;
     println!("reference (0 accounts) up in {:.3} s", reference.started.elapsed().as_secs_f64());
@@ -671,7 +443,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let port = free_port()?;
     let config = dir.path().join("bridge-n.yaml");
     let store = dir.path().join("store-n.sqlite3");
-    std::fs::write(&config, bridge_yaml(n, emulator.tls, &emulator.ca, &store, port))?;
+    std::fs::write(
+        &config,
+        bridge_yaml(n, emulator.tls, &emulator.ca, &store, port, !args.aggregate_metrics),
+    )?;
     let counters0 = emulator_counters(&control, &emulator).await?;
     let first = start_bridge(dir.path(), "bridge-login", &config, port)?;
     let login_time =
@@ -690,6 +465,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("  states after the windows: {states:?}");
     let rss = median(windows.iter().map(|w| w.rss_kib as f64).collect());
     let cpu = median(windows.iter().map(|w| w.cpu_percent).collect());
+    if windows.iter().all(|w| w.polls == 0) {
+        // Every poll started within the login burst and is still held: these windows saw no
+        // re-poll at all, so their CPU leaves out the steady-state cost of idle accounts.
+        println!(
+            "  note: no poll returned during the windows; `--window {}` (longer than the poll \
+             hold) includes one full re-poll wave",
+            args.poll_hold + 10
+        );
+    }
     let (stop_time, clean) = interrupt(&first.label, &first.pid, Duration::from_secs(20)).await;
     println!(
         "  SIGINT → exit {:.2} s{}",
@@ -755,11 +539,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        kill_children();
-        previous(info);
-    }));
+    common::kill_children_on_panic();
     let args = match parse_args() {
         Ok(args) => args,
         Err(error) => {

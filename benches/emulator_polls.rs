@@ -38,15 +38,19 @@
 //! The child is killed when the bench ends, fails, times out, panics (panic hook) or gets Ctrl-C.
 //! `QQBRIDGE_BIN` overrides the emulator binary (default: the release `qqbridge` cargo built).
 
+mod common;
+
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use common::{
+    ChildGuard, binary, clock_ticks_per_second, cpu_ticks, kill_children, load_average, log_tail,
+    median, mib, nofile_limit, open_fds, rss_kib, start_emulator, status_field,
+};
 use qqbridge::webqq::api::poll2::PollAnswer;
 use qqbridge::webqq::client::{ClientConfig, WebQqClient};
 use qqbridge::webqq::hosts;
@@ -55,8 +59,6 @@ use qqbridge::webqq::session::Session;
 use qqbridge::webqq::{QqNumber, Secret};
 use serde_json::Value;
 
-/// The first QQ number of the generated world.
-const FIRST_QQ: u64 = 200_000;
 /// File descriptors a process needs beyond one per held poll: login connections (about five
 /// per login in flight) and the runtime's own.
 const FD_PER_LOGIN_IN_FLIGHT: usize = 6;
@@ -65,31 +67,6 @@ const FD_SPARE: usize = 128;
 const LOGIN_ATTEMPTS: u32 = 3;
 /// How many distinct error messages are kept for the report.
 const KEPT_ERRORS: usize = 5;
-
-/// The running emulator child, killed by [`kill_child`] from the guard, the panic hook or the
-/// signal path. Its lock is only ever held for a moment.
-static CHILD: Mutex<Option<Child>> = Mutex::new(None);
-
-fn kill_child() {
-    let mut slot = match CHILD.try_lock() {
-        Ok(guard) => guard,
-        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(TryLockError::WouldBlock) => return,
-    };
-    if let Some(mut child) = slot.take() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// Kills the emulator when dropped (normal end, error, timeout, Ctrl-C).
-struct ChildGuard;
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        kill_child();
-    }
-}
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -258,39 +235,6 @@ impl Progress {
 // ---------------------------------------------------------------------------------------------
 // /proc readers
 
-/// Resident set size in KiB (`VmRSS`).
-fn rss_kib(pid: &str) -> anyhow::Result<u64> {
-    status_field(pid, "VmRSS:")
-}
-
-fn status_field(pid: &str, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
-}
-
-/// utime + stime in clock ticks.
-fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> anyhow::Result<u64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("/proc/{pid}/stat has no field {}", i + 3))
-    };
-    // Fields 14 (utime) and 15 (stime), counted from 1 with pid and comm before the ')'.
-    Ok(field(11)? + field(12)?)
-}
-
 /// Packets the kernel dropped because a CPU's input backlog was full (`/proc/net/softnet_stat`,
 /// second column, summed over CPUs). Loopback traffic goes through that backlog.
 fn backlog_drops() -> u64 {
@@ -302,172 +246,8 @@ fn backlog_drops() -> u64 {
         .sum()
 }
 
-fn open_fds(pid: &str) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).unwrap_or(0)
-}
-
-/// (soft, hard) limit on open files of this process (inherited by the emulator).
-fn nofile_limit() -> Option<(u64, u64)> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let rest = limits.lines().find_map(|l| l.strip_prefix("Max open files"))?;
-    let mut numbers = rest.split_whitespace();
-    let parse = |v: Option<&str>| v.and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-    Some((parse(numbers.next()), parse(numbers.next())))
-}
-
-fn clock_ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".to_owned())
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The world and the child
-
-fn qq_of(i: usize) -> QqNumber {
-    QqNumber::new(FIRST_QQ + i as u64)
-}
-
-fn password_of(qq: QqNumber) -> Secret<String> {
-    Secret::new(format!("bench-{qq}"))
-}
-
-/// N accounts; account i befriends i+1 and i+2 (mutual, so most have four friends).
-fn world_yaml(n: usize) -> String {
-    let mut yaml = String::with_capacity(n * 110);
-    yaml.push_str("# Generated by benches/emulator_polls.rs\naccounts:\n");
-    for i in 0..n {
-        let qq = qq_of(i);
-        let _ = write!(
-            yaml,
-            "  - {{qq: {qq}, password: \"{}\", nick: \"bench {i}\", friends: [",
-            password_of(qq).expose()
-        );
-        let mut friends: Vec<usize> = [(i + 1) % n, (i + 2) % n].into();
-        friends.retain(|&f| f != i);
-        friends.dedup();
-        let list: Vec<String> = friends.iter().map(|&f| format!("{{qq: {}}}", qq_of(f))).collect();
-        yaml.push_str(&list.join(", "));
-        yaml.push_str("]}\n");
-    }
-    yaml
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// A started emulator: its pid and addresses.
-struct Emulator {
-    pid: String,
-    plain: SocketAddr,
-    tls: SocketAddr,
-    ca_pem: String,
-    log: PathBuf,
-}
-
-fn binary() -> PathBuf {
-    std::env::var_os("QQBRIDGE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_qqbridge")))
-}
-
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-async fn start_emulator(
-    dir: &Path,
-    world: &Path,
-    args: &Args,
-    control: &reqwest::Client,
-) -> anyhow::Result<Emulator> {
-    let bin = binary();
-    let mut last_error = None;
-    // A port picked free may be taken again before the child binds it: retry with new ones.
-    for attempt in 0..3 {
-        let plain = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let tls = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
-        let ca = dir.join("emulator-ca.pem");
-        let log = dir.join(format!("emulator-{attempt}.log"));
-        let log_file = std::fs::File::create(&log).context("cannot create the emulator log")?;
-        let child = Command::new(&bin)
-            .arg("emulator")
-            .args(["--listen", &plain.to_string(), "--tls-listen", &tls.to_string()])
-            .arg("--ca-cert-out")
-            .arg(&ca)
-            .arg("--world")
-            .arg(world)
-            .args(["--poll-hold", &args.poll_hold.to_string()])
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let pid = child.id();
-        *CHILD.lock().unwrap_or_else(PoisonError::into_inner) = Some(child);
-        match wait_ready(plain, control).await {
-            Ok(()) => {
-                let ca_pem = std::fs::read_to_string(&ca)
-                    .with_context(|| format!("the emulator wrote no CA to {}", ca.display()))?;
-                return Ok(Emulator { pid: pid.to_string(), plain, tls, ca_pem, log });
-            }
-            Err(error) => {
-                kill_child();
-                last_error = Some(error.context(format!("emulator log:\n{}", log_tail(&log))));
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("the emulator did not start")))
-}
-
-async fn wait_ready(plain: SocketAddr, control: &reqwest::Client) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        {
-            let mut slot = CHILD.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(child) = slot.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                bail!("the emulator exited at start ({status})");
-            }
-        }
-        if let Ok(response) = control.get(format!("http://{plain}/_emulator/state")).send().await
-            && response.status().is_success()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("the emulator did not answer /_emulator/state within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn emulator_state(control: &reqwest::Client, plain: SocketAddr) -> anyhow::Result<Value> {
     let response = control
@@ -574,7 +354,7 @@ async fn account(
     first_poll_delay: Duration,
     progress: Arc<Progress>,
 ) {
-    let password = password_of(qq);
+    let password = Secret::new(common::password_of(qq.get()));
     let mut session = None;
     for attempt in 1..=LOGIN_ATTEMPTS {
         match login(&config, qq, &password).await {
@@ -790,7 +570,8 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
     progress.set_phase("writing the world");
     let dir = tempfile::Builder::new().prefix("qqbridge-bench-").tempdir()?;
     let world = dir.path().join("world.yaml");
-    std::fs::write(&world, world_yaml(args.n)).context("cannot write the world")?;
+    std::fs::write(&world, common::world_yaml(args.n, "benches/emulator_polls.rs"))
+        .context("cannot write the world")?;
 
     progress.set_phase("starting the emulator");
     let control = reqwest::Client::builder()
@@ -799,7 +580,7 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
         .build()
         .context("control http client")?;
     let started = Instant::now();
-    let emu = start_emulator(dir.path(), &world, &args, &control).await?;
+    let emu = start_emulator(dir.path(), &world, args.poll_hold, &control).await?;
     println!(
         "  emulator pid {} on {} (plain) and {} (tls), ready in {:.1} s",
         emu.pid,
@@ -829,7 +610,7 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
         // the poll connections do not reuse the ports of the ~3N ptlogin connections in
         // TIME_WAIT (see the module doc).
         for host in [hosts::CHANNEL_D, hosts::CHANNEL_D1] {
-            config.resolve.insert(host.to_owned(), emu.plain);
+            Arc::make_mut(&mut config.resolve).insert(host.to_owned(), emu.plain);
         }
     }
     let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
@@ -842,7 +623,14 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
         let permit = semaphore.clone().acquire_owned().await.context("semaphore closed")?;
         let delay = args.spread.mul_f64(i as f64 / args.n as f64);
         let go = go_rx.clone();
-        tasks.spawn(account(config.clone(), qq_of(i), permit, go, delay, progress.clone()));
+        tasks.spawn(account(
+            config.clone(),
+            QqNumber::new(common::qq_of(i)),
+            permit,
+            go,
+            delay,
+            progress.clone(),
+        ));
         if last_report.elapsed() > Duration::from_secs(5) {
             eprintln!(
                 "  … {} logins done, {} failed, {:.0} s",
@@ -1036,11 +824,7 @@ async fn run(args: Args, progress: Arc<Progress>) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        kill_child();
-        previous(info);
-    }));
+    common::kill_children_on_panic();
     let args = match parse_args() {
         Ok(args) => args,
         Err(error) => {
@@ -1072,7 +856,7 @@ fn main() -> std::process::ExitCode {
             _ = terminate.recv() => Err(anyhow::anyhow!("terminated\n{}", progress.summary())),
         }
     });
-    kill_child();
+    kill_children();
     // Thousands of clients and tasks: no need to drop them one by one.
     runtime.shutdown_background();
     match result {

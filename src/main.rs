@@ -269,7 +269,10 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
     };
     let mut client = match config.qq.connect {
         Some(addr) => ClientConfig::redirect_all(addr, ca),
-        None => ClientConfig { extra_root_ca_pem: ca, ..ClientConfig::default() },
+        None => ClientConfig {
+            extra_root_ca_pem: ca.map(std::sync::Arc::from),
+            ..ClientConfig::default()
+        },
     };
     client.poll_timeout = Duration::from_secs(config.qq.poll_timeout_seconds);
     client.request_timeout = Duration::from_secs(config.qq.request_timeout_seconds);
@@ -395,7 +398,10 @@ fn client_config(args: &QqArgs) -> anyhow::Result<ClientConfig> {
     };
     Ok(match args.connect {
         Some(addr) => ClientConfig::redirect_all(addr, ca),
-        None => ClientConfig { extra_root_ca_pem: ca, ..ClientConfig::default() },
+        None => ClientConfig {
+            extra_root_ca_pem: ca.map(std::sync::Arc::from),
+            ..ClientConfig::default()
+        },
     })
 }
 

@@ -232,18 +232,24 @@ impl AccountActor {
         // sender follows.
         self.start_poller(client.clone(), ctx);
         let directory_client = client.clone();
-        ctx.spawn(async move { Directory::load(&directory_client).await }.into_actor(self).map(
-            move |directory, act, ctx| {
-                let directory = directory.unwrap_or_else(|error| {
-                    tracing::warn!(account = %act.settings.id, %error, "contact lists not loaded");
-                    Directory::default()
-                });
-                let directory = Arc::new(directory);
-                act.resolver = Some(Resolver::new((*directory).clone(), act.settings.qq));
-                act.start_sender(client, directory, ctx);
-                act.resolve_next(ctx);
-            },
-        ));
+        let permits = self.settings.login_permits.clone();
+        let load = async move {
+            // The contact lists (3 calls plus one per friend and group) take turns with logins
+            // and restores on the same permits, behind them: when 1,000 accounts restart, every
+            // session opens first instead of all sharing the CPU with ~5,000 list calls.
+            let _permit = permits.acquire_owned().await.ok();
+            Directory::load(&directory_client).await
+        };
+        ctx.spawn(load.into_actor(self).map(move |directory, act, ctx| {
+            let directory = directory.unwrap_or_else(|error| {
+                tracing::warn!(account = %act.settings.id, %error, "contact lists not loaded");
+                Directory::default()
+            });
+            let directory = Arc::new(directory);
+            act.resolver = Some(Resolver::new((*directory).clone(), act.settings.qq));
+            act.start_sender(client, directory, ctx);
+            act.resolve_next(ctx);
+        }));
     }
 
     fn start_poller(&mut self, client: Arc<WebQqClient>, ctx: &mut Context<Self>) {
@@ -489,7 +495,6 @@ impl Handler<QqEventsReceived> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
-        tracing::debug!(account = %self.settings.id, events = msg.events.len(), ready = self.resolver.is_some(), "poll batch");
         self.enqueue_batch(msg, ctx);
     }
 }

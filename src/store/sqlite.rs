@@ -92,6 +92,12 @@ impl SqliteBackend {
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(path = %self.path.display(), mode, "store is not in WAL mode");
             }
+            // With WAL, NORMAL syncs at checkpoints only: a crash of the process loses nothing,
+            // a power loss at most the last few state writes (a re-login), and starting 1,000
+            // accounts no longer waits for ~3,000 fsyncs (the restore bench went 3.8 s → 2.0 s).
+            self.conn
+                .execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(sql_err(&self.path, "set synchronous = NORMAL"))?;
         }
         Ok(())
     }

@@ -39,10 +39,11 @@ pub const MAX_PICTURE_BYTES: usize = 20 * 1024 * 1024;
 /// How the client reaches the QQ hosts.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// Name-resolution overrides: host name → address. Empty means ordinary DNS.
-    pub resolve: BTreeMap<String, SocketAddr>,
-    /// An extra CA certificate (PEM) to trust, e.g. the emulator's.
-    pub extra_root_ca_pem: Option<String>,
+    /// Name-resolution overrides: host name → address. Empty means ordinary DNS. Shared, not
+    /// copied, by every account's client (about thirty names each when pointed at the emulator).
+    pub resolve: Arc<BTreeMap<String, SocketAddr>>,
+    /// An extra CA certificate (PEM) to trust, e.g. the emulator's. Shared like `resolve`.
+    pub extra_root_ca_pem: Option<Arc<str>>,
     /// poll2's read timeout.
     pub poll_timeout: Duration,
     /// Every other call's timeout.
@@ -55,7 +56,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            resolve: BTreeMap::new(),
+            resolve: Arc::new(BTreeMap::new()),
             extra_root_ca_pem: None,
             poll_timeout: POLL_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
@@ -110,7 +111,7 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, Error> {
         // A held poll is idle on the wire for up to a minute (protocol §2.3); probes at the
         // default 15 s would cost thousands of packets a minute at 10k accounts.
         .tcp_keepalive(TCP_KEEPALIVE);
-    for (host, addr) in &config.resolve {
+    for (host, addr) in config.resolve.iter() {
         builder = builder.resolve(host, *addr);
     }
     if let Some(pem) = &config.extra_root_ca_pem {
@@ -124,13 +125,17 @@ fn build_http(config: &ClientConfig) -> Result<reqwest::Client, Error> {
 impl ClientConfig {
     /// Every QQ host name resolved to `addr`, trusting `ca_pem`: how a client reaches the emulator.
     pub fn redirect_all(addr: SocketAddr, ca_pem: Option<String>) -> Self {
-        let resolve = hosts::ALL
+        let resolve: BTreeMap<String, SocketAddr> = hosts::ALL
             .iter()
             .copied()
             .chain(FACE_HOSTS)
             .map(|host| (host.to_owned(), addr))
             .collect();
-        ClientConfig { resolve, extra_root_ca_pem: ca_pem, ..ClientConfig::default() }
+        ClientConfig {
+            resolve: Arc::new(resolve),
+            extra_root_ca_pem: ca_pem.map(Arc::from),
+            ..ClientConfig::default()
+        }
     }
 }
 
