@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use qqbridge::account::account_actor::Credentials;
-use qqbridge::account::manager::{AddAccount, GetStates, ManagerSettings};
+use qqbridge::account::manager::{AddAccount, GetStates, ManagerSettings, RemoveAccount};
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::send_queue::SendPolicy;
 use qqbridge::account::state::AccountState;
@@ -164,45 +164,11 @@ async fn test_friend_and_group_both_ways_through_synapse() {
         .try_init();
     let te = TestEmulator::start().await;
     let mut slot = lease();
-    let (owner_id, token) = register_user(&format!("owner{}", slot.index)).await;
-    let owner = Owner { user_id: owner_id.clone(), token, since: Default::default() };
+    let (owner, config) = owner_and_config(&slot).await;
+    let owner_id = owner.user_id.clone();
     let (store, _guard) = test_store();
-    let mut config = slot.config.clone();
-    config.accounts = vec![AccountConfig {
-        id: "me".into(),
-        qq: ME,
-        login: qqbridge::config::LoginMode::Password,
-        password: Some(Secret::new("password".into())),
-        password_env: None,
-        enabled: true,
-        owner: Some(owner_id.clone()),
-    }];
-    let manager = ManagerSettings {
-        client: te.client_config(),
-        backoff: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) },
-        send: SendPolicy { min_interval: Duration::from_millis(50), ..SendPolicy::default() },
-        max_relogins: 3,
-        arbiters: 1,
-        login_concurrency: 4,
-        per_account: true,
-    };
     let listener = slot.listener.take().unwrap();
-    let side = startup::start(&config, store, Metrics::new(), manager, listener).await.unwrap();
-    assert!(side.status.is_ready(), "the start-up ping went through Synapse");
-    let add = AddAccount {
-        id: "me".into(),
-        qq: QqNumber::new(ME),
-        credentials: Credentials::Password(Secret::new("password".into())),
-    };
-    side.accounts.send(add).await.unwrap().unwrap();
-    // The emulator delivers to logged-in sessions only.
-    for _ in 0..100 {
-        let states = side.accounts.send(GetStates).await.unwrap();
-        if states.iter().any(|(_, state, _)| *state == AccountState::Connected) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let side = start_bridge(&te, &config, store, listener).await;
 
     // QQ → Matrix, friend: a DM portal with the friend's ghost, named from QQ.
     te.post_message(ME, "friend", ALICE, "hello from QQ <b>", json!({})).await;
@@ -336,5 +302,135 @@ async fn test_friend_and_group_both_ways_through_synapse() {
     let first = bodies.iter().position(|b| b == "hello from QQ <b>").unwrap();
     let second = bodies.iter().position(|b| b == "second").unwrap();
     assert!(first < second, "{bodies:?}");
+    side.stop().await;
+}
+
+/// A fresh owner for `slot` and the slot's config with account 10001 owned by them.
+async fn owner_and_config(slot: &crate::synapse::SynapseSlot) -> (Owner, qqbridge::config::Config) {
+    let (owner_id, token) =
+        register_user(&format!("owner{}x{}", slot.index, rand::random::<u16>())).await;
+    let mut config = slot.config.clone();
+    config.accounts = vec![AccountConfig {
+        id: "me".into(),
+        qq: ME,
+        login: qqbridge::config::LoginMode::Password,
+        password: Some(Secret::new("password".into())),
+        password_env: None,
+        enabled: true,
+        owner: Some(owner_id.clone()),
+    }];
+    (Owner { user_id: owner_id, token, since: Default::default() }, config)
+}
+
+/// Starts the Matrix side on `listener` and account 10001; returns once it is CONNECTED.
+async fn start_bridge(
+    te: &TestEmulator,
+    config: &qqbridge::config::Config,
+    store: qqbridge::store::Store,
+    listener: std::net::TcpListener,
+) -> startup::MatrixSide {
+    let manager = ManagerSettings {
+        client: te.client_config(),
+        backoff: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) },
+        send: SendPolicy { min_interval: Duration::from_millis(50), ..SendPolicy::default() },
+        max_relogins: 3,
+        arbiters: 1,
+        login_concurrency: 4,
+        per_account: true,
+    };
+    let side = startup::start(config, store, Metrics::new(), manager, listener).await.unwrap();
+    assert!(side.status.is_ready(), "the start-up ping went through Synapse");
+    let add = AddAccount {
+        id: "me".into(),
+        qq: QqNumber::new(ME),
+        credentials: Credentials::Password(Secret::new("password".into())),
+    };
+    side.accounts.send(add).await.unwrap().unwrap();
+    // The emulator delivers to logged-in sessions only.
+    for _ in 0..100 {
+        let states = side.accounts.send(GetStates).await.unwrap();
+        if states.iter().any(|(_, state, _)| *state == AccountState::Connected) {
+            return side;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("account 10001 never connected");
+}
+
+/// Delivers `events` to the bridge's appservice listener as the homeserver would, as
+/// transaction `txn_id`; answers the HTTP status.
+async fn push_transaction(slot: &crate::synapse::SynapseSlot, txn_id: &str, events: Value) -> u16 {
+    let url = format!("http://{}/_matrix/app/v1/transactions/{txn_id}", slot.listen_addr);
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .put(url)
+        .bearer_auth(slot.registration.hs_token.expose())
+        .json(&json!({"events": events}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn count_sent(te: &TestEmulator, text: &str) -> usize {
+    sent_texts(te).await.iter().filter(|m| m.contains(text)).count()
+}
+
+#[actix::test]
+async fn test_replayed_transactions_and_bad_events_across_a_restart() {
+    let te = TestEmulator::start().await;
+    let mut slot = lease();
+    let (owner, config) = owner_and_config(&slot).await;
+    let (store, guard) = test_store();
+    let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
+    te.post_message(ME, "friend", ALICE, "open the portal", json!({})).await;
+    let (dm, _) = owner.wait_for("open the portal").await;
+
+    // A transaction with a malformed event, an event of an unknown type and a good message: 200,
+    // and the good message is bridged once.
+    let message = json!({"type": "m.room.message", "room_id": dm, "sender": owner.user_id,
+        "event_id": "$replayed-1", "origin_server_ts": 1_700_000_000_000_u64,
+        "content": {"msgtype": "m.text", "body": "replayed once"}});
+    let events = json!([{"type": 5}, {"type": "org.example.unknown", "room_id": dm,
+        "sender": owner.user_id, "event_id": "$x", "origin_server_ts": 1, "content": {}}, message]);
+    assert_eq!(push_transaction(&slot, "replay-1", events.clone()).await, 200);
+    for _ in 0..100 {
+        if count_sent(&te, "replayed once").await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count_sent(&te, "replayed once").await, 1);
+    // The homeserver retries the same transaction: answered, nothing sent again.
+    assert_eq!(push_transaction(&slot, "replay-1", events.clone()).await, 200);
+
+    // A restart of the bridge on the same store: the replay is still recognised, and the same
+    // event under a new transaction id is not sent again either (the message map).
+    side.accounts.send(RemoveAccount { id: "me".into() }).await.unwrap();
+    side.stop().await;
+    let listener = std::net::TcpListener::bind(slot.listen_addr).unwrap();
+    let side = start_bridge(&te, &config, guard.reopen(), listener).await;
+    assert_eq!(push_transaction(&slot, "replay-1", events.clone()).await, 200);
+    assert_eq!(push_transaction(&slot, "replay-2", json!([message])).await, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count_sent(&te, "replayed once").await, 1, "{:?}", sent_texts(&te).await);
+
+    // A wrong hs_token is refused before anything is read.
+    let url = format!("http://{}/_matrix/app/v1/transactions/evil", slot.listen_addr);
+    let status = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .put(url)
+        .bearer_auth("wrong")
+        .json(&json!({"events": [message]}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 403);
     side.stop().await;
 }
