@@ -33,6 +33,8 @@ use crate::webqq::session::unix_now;
 /// How long a QQ typing notice shows (QQ sends one per burst of typing, protocol §4.7).
 const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
+mod space;
+
 /// Own sends remembered per portal to recognise their echo in poll2.
 const ECHO_MEMORY: usize = 32;
 
@@ -283,6 +285,7 @@ impl Bridge {
             created_at: unix_now(),
         })?;
         tracing::info!(%account, portal = %key, %room, "portal created");
+        self.add_to_space(account, owner, &room).await;
         Ok(room)
     }
 

@@ -193,6 +193,25 @@ async fn test_friend_and_group_both_ways_through_synapse() {
         assert_eq!(state["creator"], owner_id.as_str());
     }
 
+    // The account has a space holding its portals, the owner invited to it.
+    let mut space = None;
+    for room in owner.join_invites().await {
+        let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.create/", urlencode(&room));
+        let (_, create) = call("GET", &path, Some(&owner.token), None).await;
+        if create["type"] == "m.space" {
+            space = Some(room);
+        }
+    }
+    let space = space.expect("a space for the account");
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.space.child/{}",
+        urlencode(&space),
+        urlencode(&dm)
+    );
+    let (status, child) = call("GET", &path, Some(&owner.token), None).await;
+    assert_eq!(status, 200, "the DM portal is a child of the space: {child}");
+    assert_eq!(child["via"], json!(["localhost"]));
+
     // Matrix → QQ, friend.
     owner.send(&dm, "hello from Matrix").await;
     for _ in 0..100 {
