@@ -19,7 +19,7 @@ use crate::account::login_actor::{
 use crate::account::lookup;
 pub use crate::account::messages::{
     AccountEvent, AccountSettings, Child, Credentials, Disconnect, FetchPicture, GetAccountState,
-    LoginMethod, PictureRequest, SolveCaptcha, StopAccount, UploadPicture,
+    LoginMethod, NotifyTyping, PictureRequest, SolveCaptcha, StopAccount, UploadPicture,
 };
 use crate::account::poller::StopReason;
 use crate::account::poller_actor::{
@@ -508,6 +508,23 @@ impl Handler<FetchPicture> for AccountActor {
             let client = client.ok_or_else(|| "the account is not logged in".to_owned())?;
             lookup::fetch_picture(&client, msg).await
         })
+    }
+}
+
+impl Handler<NotifyTyping> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotifyTyping, ctx: &mut Context<Self>) {
+        let uin = self.resolver.as_ref().and_then(|r| r.directory().uin_of(msg.to));
+        let (Some(client), Some(uin)) = (self.client.clone(), uin) else { return };
+        ctx.spawn(
+            async move {
+                if let Err(error) = client.input_notify(uin).await {
+                    tracing::debug!(%error, "typing notice not sent");
+                }
+            }
+            .into_actor(self),
+        );
     }
 }
 

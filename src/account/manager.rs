@@ -126,6 +126,16 @@ pub struct UploadPictureVia {
     pub upload: crate::account::account_actor::UploadPicture,
 }
 
+/// Command: forward a typing notice to one of `account`'s friends; unknown accounts are ignored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotifyTypingVia {
+    /// The account id.
+    pub account: String,
+    /// The notice.
+    pub typing: crate::account::account_actor::NotifyTyping,
+}
+
 /// Many accounts.
 pub struct AccountManager {
     settings: ManagerSettings,
@@ -311,6 +321,16 @@ impl Handler<UploadPictureVia> for AccountManager {
             let account = account.ok_or_else(|| "the account is not running".to_owned())?;
             account.send(msg.upload).await.unwrap_or_else(|_| Err("the account stopped".to_owned()))
         })
+    }
+}
+
+impl Handler<NotifyTypingVia> for AccountManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: NotifyTypingVia, _: &mut Context<Self>) {
+        if let Some(account) = self.accounts.get(&msg.account) {
+            account.do_send(msg.typing);
+        }
     }
 }
 

@@ -222,3 +222,12 @@ pub struct UploadPicture {
     /// The image.
     pub bytes: Vec<u8>,
 }
+
+/// Command: tell friend `to` that the account is typing (input_notify2, protocol §2.17).
+/// Best effort: a failure is logged, never retried (typing is stale a second later).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotifyTyping {
+    /// The friend.
+    pub to: QqNumber,
+}

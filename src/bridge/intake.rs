@@ -39,6 +39,12 @@ impl Intake {
                 tracing::error!(txn = %txn.txn_id, %error, "Matrix event not bridged");
             }
         }
+        for ephemeral in &txn.ephemeral {
+            let value = serde_json::from_str(ephemeral.json().get()).unwrap_or_default();
+            if let Err(error) = self.bridge.matrix_ephemeral(&value) {
+                tracing::debug!(txn = %txn.txn_id, %error, "ephemeral event not bridged");
+            }
+        }
         let id = txn.txn_id.clone();
         processed.call(move |c| c.mark_txn_processed(&id)).await.map_err(store_error)?;
         Ok(Delivery::Processed)

@@ -16,8 +16,10 @@ use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
 use ruma::serde::Raw;
 use ruma::{MilliSecondsSinceUnixEpoch, OwnedRoomId, OwnedUserId, RoomId, UInt, UserId};
 
-use crate::account::account_actor::{FetchPicture, PictureRequest, UploadPicture};
-use crate::account::manager::{AccountManager, FetchPictureVia, SendVia, UploadPictureVia};
+use crate::account::account_actor::{FetchPicture, NotifyTyping, PictureRequest, UploadPicture};
+use crate::account::manager::{
+    AccountManager, FetchPictureVia, NotifyTypingVia, SendVia, UploadPictureVia,
+};
 use crate::account::resolve::QqMessage;
 use crate::account::send_queue::ChatKey;
 use crate::account::sender_actor::QueueMessage;
@@ -232,6 +234,35 @@ impl Bridge {
             created_at: unix_now(),
         })?;
         Ok(true)
+    }
+
+    /// Handles one ephemeral event of a transaction: the owner typing in a friend portal is
+    /// told to the friend (QQ shows typing for friend chats only). Everything else is ignored.
+    pub fn matrix_ephemeral(&self, raw: &serde_json::Value) -> Result<(), BridgeError> {
+        if raw.get("type").and_then(serde_json::Value::as_str) != Some("m.typing") {
+            return Ok(());
+        }
+        let Some(room) =
+            raw.get("room_id").and_then(|r| r.as_str()).and_then(|r| RoomId::parse(r).ok())
+        else {
+            return Ok(());
+        };
+        let Some(portal) = self.store.portal_by_room(&room)? else { return Ok(()) };
+        let (Some(account), Some(ChatKey::Friend(friend))) =
+            (portal.account_id, ids::chat_of(&portal.kind, &portal.remote_id))
+        else {
+            return Ok(());
+        };
+        let Some(owner) = self.settings.owners.get(&account) else { return Ok(()) };
+        let typing = raw
+            .pointer("/content/user_ids")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|users| users.iter().any(|u| u.as_str() == Some(owner.as_str())));
+        if typing {
+            let typing = NotifyTyping { to: friend };
+            self.accounts.do_send(NotifyTypingVia { account, typing });
+        }
+        Ok(())
     }
 
     fn owner(&self, account: &str) -> Result<OwnedUserId, BridgeError> {

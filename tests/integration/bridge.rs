@@ -212,6 +212,23 @@ async fn test_friend_and_group_both_ways_through_synapse() {
     assert_eq!(status, 200, "the DM portal is a child of the space: {child}");
     assert_eq!(child["via"], json!(["localhost"]));
 
+    // The owner typing in the DM portal is told to the QQ friend (input_notify2).
+    let typing_path =
+        format!("/_matrix/client/v3/rooms/{}/typing/{}", urlencode(&dm), urlencode(&owner.user_id));
+    let typing = json!({"typing": true, "timeout": 5000});
+    let (status, body) = call("PUT", &typing_path, Some(&owner.token), Some(typing)).await;
+    assert_eq!(status, 200, "{body}");
+    let mut notified = 0;
+    for _ in 0..100 {
+        let state = te.control_get("state").await;
+        notified = state["counters"]["input_notify2"]["requests"].as_u64().unwrap_or(0);
+        if notified > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(notified > 0, "the friend was told that the owner types");
+
     // Matrix → QQ, friend.
     owner.send(&dm, "hello from Matrix").await;
     for _ in 0..100 {
