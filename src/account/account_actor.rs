@@ -17,6 +17,8 @@ use crate::account::login_actor::{
     Restore,
 };
 use crate::account::lookup;
+
+mod services;
 pub use crate::account::messages::{
     AccountEvent, AccountSettings, Child, Credentials, Disconnect, FetchPicture, GetAccountState,
     LoginMethod, NotifyTyping, PictureRequest, SolveCaptcha, StopAccount, UploadPicture,
@@ -496,53 +498,6 @@ impl Handler<QqEventsReceived> for AccountActor {
 
     fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
         self.enqueue_batch(msg, ctx);
-    }
-}
-
-impl Handler<FetchPicture> for AccountActor {
-    type Result = ResponseFuture<Result<Vec<u8>, String>>;
-
-    fn handle(&mut self, msg: FetchPicture, _: &mut Context<Self>) -> Self::Result {
-        let client = self.client.clone();
-        Box::pin(async move {
-            let client = client.ok_or_else(|| "the account is not logged in".to_owned())?;
-            lookup::fetch_picture(&client, msg).await
-        })
-    }
-}
-
-impl Handler<NotifyTyping> for AccountActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: NotifyTyping, ctx: &mut Context<Self>) {
-        let uin = self.resolver.as_ref().and_then(|r| r.directory().uin_of(msg.to));
-        let (Some(client), Some(uin)) = (self.client.clone(), uin) else { return };
-        ctx.spawn(
-            async move {
-                if let Err(error) = client.input_notify(uin).await {
-                    tracing::debug!(%error, "typing notice not sent");
-                }
-            }
-            .into_actor(self),
-        );
-    }
-}
-
-impl Handler<UploadPicture> for AccountActor {
-    type Result = ResponseFuture<Result<crate::webqq::content::Segment, String>>;
-
-    fn handle(&mut self, msg: UploadPicture, _: &mut Context<Self>) -> Self::Result {
-        let client = self.client.clone();
-        let friend = match (&msg.chat, &self.resolver) {
-            (crate::account::send_queue::ChatKey::Friend(qq), Some(resolver)) => {
-                resolver.directory().uin_of(*qq)
-            }
-            _ => None,
-        };
-        Box::pin(async move {
-            let client = client.ok_or_else(|| "the account is not logged in".to_owned())?;
-            lookup::upload_picture(&client, msg, friend).await
-        })
     }
 }
 
