@@ -222,7 +222,11 @@ impl Bridge {
                 }
             };
             self.remember_echo(&portal.portal_key, &content);
-            self.send_to_qq(&account, chat, content).await;
+            if !self.send_to_qq(&account, chat, content).await {
+                let text = "Not sent to QQ: the QQ account of this chat is not running.";
+                self.notice(&event.room_id, text).await?;
+                return Ok(false);
+            }
         }
         self.store.insert_message(&MessageRow {
             portal_key: portal.portal_key.clone(),
@@ -273,12 +277,14 @@ impl Bridge {
             .ok_or_else(|| BridgeError::NoOwner(account.to_owned()))
     }
 
-    async fn send_to_qq(&self, account: &str, chat: ChatKey, content: Content) {
+    /// Queues `content` on `account`'s sender; `false` (logged) when the account is not running.
+    async fn send_to_qq(&self, account: &str, chat: ChatKey, content: Content) -> bool {
         let send = SendVia { account: account.to_owned(), message: QueueMessage { chat, content } };
         match self.accounts.send(send).await {
-            Ok(Some(_)) => {}
+            Ok(Some(_)) => true,
             Ok(None) | Err(_) => {
-                tracing::error!(%account, "message for QQ not queued: the account is not running")
+                tracing::warn!(%account, "message for QQ not queued: the account is not running");
+                false
             }
         }
     }

@@ -446,6 +446,9 @@ async fn test_replayed_transactions_and_bad_events_across_a_restart() {
     // A restart of the bridge on the same store: the replay is still recognised, and the same
     // event under a new transaction id is not sent again either (the message map).
     side.accounts.send(RemoveAccount { id: "me".into() }).await.unwrap();
+    // With the account stopped, a message from Matrix is refused with a notice, not dropped.
+    owner.send(&dm, "while the account is off").await;
+    owner.wait_for("Not sent to QQ: the QQ account of this chat is not running.").await;
     side.stop().await;
     let listener = std::net::TcpListener::bind(slot.listen_addr).unwrap();
     let side = start_bridge(&te, &config, guard.reopen(), listener).await;
