@@ -175,6 +175,13 @@ start() {
             tail -n 40 "$dir/homeserver.log" >&2 2>/dev/null || true
             die "Synapse exited during start-up (log tail above)"
         fi
+        # Another process may take a port between its choice and Synapse's bind: say so at once
+        # (exit 3) instead of waiting for the deadline, so a caller can pick another port.
+        if grep -qs "Address already in use" "$dir/homeserver.log"; then
+            stop "$dir" || true
+            say "port $port is already in use"
+            exit 3
+        fi
         sleep 0.2
     done
     [ -s "$dir/pid" ] || die "Synapse answers but wrote no pid file $dir/pid"

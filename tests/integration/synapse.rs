@@ -139,8 +139,6 @@ fn start() -> Result<Synapse, String> {
         .map_err(|e| format!("cannot spawn the watchdog: {e}"))?;
     let pipe = watchdog.stdin.take().ok_or("watchdog has no stdin")?;
 
-    let port = free_port().local_addr().unwrap().port();
-    let base_url = format!("http://127.0.0.1:{port}");
     let mut slots = Vec::new();
     let mut free = Vec::new();
     let mut registrations = Vec::new();
@@ -148,7 +146,6 @@ fn start() -> Result<Synapse, String> {
         let listener = free_port();
         let listen_addr = listener.local_addr().unwrap();
         let mut config = Config::default();
-        config.homeserver.address = base_url.clone();
         config.homeserver.domain = DOMAIN.to_owned();
         config.appservice.id = format!("qqbridge-t{index}");
         config.appservice.listen = listen_addr;
@@ -170,10 +167,27 @@ fn start() -> Result<Synapse, String> {
 
     run_script(&["install"])?;
     let started = std::time::Instant::now();
-    let mut args = vec!["start".to_owned(), dir.to_string_lossy().into_owned(), port.to_string()];
-    args.extend(registrations);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run_script(&args)?;
+    // The port is free when chosen but not held: another test may bind it before Synapse does,
+    // so a start that finds it taken is tried again on another port.
+    let mut attempt = 0;
+    let base_url = loop {
+        attempt += 1;
+        let port = free_port().local_addr().unwrap().port();
+        let mut args =
+            vec!["start".to_owned(), dir.to_string_lossy().into_owned(), port.to_string()];
+        args.extend(registrations.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match run_script(&args) {
+            Ok(()) => break format!("http://127.0.0.1:{port}"),
+            Err(reason) if attempt < 3 && reason.contains("already in use") => {
+                eprintln!("synapse harness: port {port} was taken; trying another");
+            }
+            Err(reason) => return Err(reason),
+        }
+    };
+    for (config, _, _) in &mut slots {
+        config.homeserver.address = base_url.clone();
+    }
     eprintln!("synapse harness: Synapse up at {base_url} in {:?}", started.elapsed());
     Ok(Synapse {
         dir,
