@@ -44,9 +44,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use common::{
-    ChildGuard, Emulator, binary, clock_ticks_per_second, cpu_ticks, exited, free_port, interrupt,
-    kill_children, load_average, log_tail, median, mib, nofile_limit, open_fds, password_of, qq_of,
-    register, rss_kib, start_emulator, threads, wait_http,
+    Emulator, binary, clock_ticks_per_second, cpu_ticks, exited, free_port, interrupt,
+    load_average, log_tail, median, mib, nofile_limit, open_fds, password_of, qq_of, register,
+    rss_kib, start_emulator, threads, wait_http,
 };
 use serde_json::Value;
 /// Requests that only a full login makes (password login; QR login).
@@ -547,34 +547,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("accounts: cannot start the runtime: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
     let timeout = args.timeout;
-    let result = runtime.block_on(async {
-        let _guard = ChildGuard;
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = run(args) => result,
-            () = tokio::time::sleep(timeout) => {
-                Err(anyhow::anyhow!("aborted: not done after {} s", timeout.as_secs()))
-            }
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-            _ = terminate.recv() => Err(anyhow::anyhow!("terminated")),
-        }
-    });
-    kill_children();
-    runtime.shutdown_background();
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("accounts: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::run_bench("accounts", timeout, run(args), String::new)
 }

@@ -48,8 +48,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use common::{
-    ChildGuard, binary, clock_ticks_per_second, cpu_ticks, kill_children, load_average, log_tail,
-    median, mib, nofile_limit, open_fds, rss_kib, start_emulator, status_field,
+    binary, clock_ticks_per_second, cpu_ticks, load_average, log_tail, median, mib, nofile_limit,
+    open_fds, rss_kib, start_emulator, status_field,
 };
 use qqbridge::webqq::api::poll2::PollAnswer;
 use qqbridge::webqq::client::{ClientConfig, WebQqClient};
@@ -832,38 +832,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("emulator_polls: cannot start the runtime: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
     let progress = Arc::new(Progress::new());
     let timeout = args.timeout;
-    let result = runtime.block_on(async {
-        let _guard = ChildGuard;
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = run(args, progress.clone()) => result,
-            () = tokio::time::sleep(timeout) => Err(anyhow::anyhow!(
-                "aborted: not done after {} s\n{}", timeout.as_secs(), progress.summary()
-            )),
-            _ = tokio::signal::ctrl_c() => {
-                Err(anyhow::anyhow!("interrupted\n{}", progress.summary()))
-            }
-            _ = terminate.recv() => Err(anyhow::anyhow!("terminated\n{}", progress.summary())),
-        }
-    });
-    kill_children();
-    // Thousands of clients and tasks: no need to drop them one by one.
-    runtime.shutdown_background();
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("emulator_polls: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    common::run_bench("emulator_polls", timeout, run(args, progress.clone()), || progress.summary())
 }

@@ -315,3 +315,45 @@ pub async fn start_emulator(
     }
     Err(last_error.unwrap_or_else(|| anyhow::anyhow!("the emulator did not start")))
 }
+
+/// A bench's `main` after its arguments are parsed: runs `body` on a multi-thread runtime,
+/// bounded by `timeout`, Ctrl-C and SIGTERM (each abort message followed by `status()`), kills
+/// the children however it ends, and turns the outcome into the exit code (errors printed as
+/// `<name>: …`).
+pub fn run_bench(
+    name: &str,
+    timeout: Duration,
+    body: impl Future<Output = anyhow::Result<()>>,
+    status: impl Fn() -> String,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{name}: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let _guard = ChildGuard;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = body => result,
+            () = tokio::time::sleep(timeout) => {
+                Err(anyhow::anyhow!("aborted: not done after {} s\n{}", timeout.as_secs(), status()))
+            }
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted\n{}", status())),
+            _ = terminate.recv() => Err(anyhow::anyhow!("terminated\n{}", status())),
+        }
+    });
+    kill_children();
+    // Thousands of clients and tasks: no need to drop them one by one.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
