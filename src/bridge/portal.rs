@@ -29,7 +29,7 @@ use crate::bridge::ids::{self, GhostIds};
 use crate::matrix::client::MatrixClient;
 use crate::store::{Direction, MessageRow, Portal, Store};
 use crate::webqq::QqNumber;
-use crate::webqq::content::Content;
+use crate::webqq::content::{Content, normalize_for_echo};
 use crate::webqq::session::unix_now;
 
 /// How long a QQ typing notice shows (QQ sends one per burst of typing, protocol §4.7).
@@ -120,7 +120,7 @@ impl Bridge {
             return Ok(QqOutcome::Duplicate);
         }
         let parts = qq_to_matrix(&msg.content, &ToMatrixOptions::default());
-        if msg.from_self && self.take_echo(&key, &plain_text(&parts)) {
+        if msg.from_self && self.take_echo(&key, &normalize_for_echo(&msg.content)) {
             return Ok(QqOutcome::Duplicate);
         }
         let room = self.portal_room(account, &owner, &key, msg).await?;
@@ -484,7 +484,7 @@ impl Bridge {
     }
 
     fn remember_echo(&self, portal_key: &str, content: &Content) {
-        let body = plain_text(&qq_to_matrix(content, &ToMatrixOptions::default()));
+        let body = normalize_for_echo(content);
         let mut echoes = self.echoes.lock().unwrap_or_else(PoisonError::into_inner);
         let queue = echoes.entry(portal_key.to_owned()).or_default();
         if queue.len() >= ECHO_MEMORY {
@@ -560,18 +560,6 @@ fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
     } else {
         None
     }
-}
-
-/// The plain text of converted parts (for echo matching).
-fn plain_text(parts: &[MatrixPart]) -> String {
-    parts
-        .iter()
-        .filter_map(|part| match part {
-            MatrixPart::Text { body, .. } => Some(body.as_str()),
-            MatrixPart::Image { .. } => None,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The Matrix content of one converted part; `speaker` prefixes a message the bot sends for a
