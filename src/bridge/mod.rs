@@ -1,6 +1,6 @@
 //! The core, owning both interfaces: portals, ghosts, message flow; convert/ is pure conversion.
 //!
-//! `ids.rs` maps QQ ids to Matrix ids; `portal.rs` ([`portal::Bridge`]) moves messages both
+//! `ids.rs` maps QQ ids to Matrix ids; `portal/` ([`portal::Bridge`]) moves messages both
 //! ways; `actor.rs` orders the QQ side; `intake.rs` plugs the bridge into the appservice server.
 
 pub mod actor;

@@ -1,0 +1,163 @@
+//! QQ → Matrix: one resolved QQ message or typing notice into its portal, pictures fetched through
+//! the account and uploaded to the media repository, sent with idempotent transaction ids.
+
+use ruma::events::room::message::RoomMessageEventContent;
+use ruma::{MilliSecondsSinceUnixEpoch, UInt, UserId};
+
+use crate::account::account_actor::{FetchPicture, PictureRequest};
+use crate::account::manager::FetchPictureVia;
+use crate::account::resolve::QqMessage;
+use crate::account::send_queue::ChatKey;
+use crate::bridge::convert::to_matrix::{MatrixPart, PictureRef, ToMatrixOptions, qq_to_matrix};
+use crate::bridge::ids;
+use crate::store::{Direction, MessageRow};
+use crate::webqq::QqNumber;
+use crate::webqq::content::normalize_for_echo;
+use crate::webqq::session::unix_now;
+
+use super::{Bridge, BridgeError, QqOutcome, TYPING_TIMEOUT, image_type};
+
+impl Bridge {
+    /// Bridges one QQ message of `account` to its portal.
+    pub async fn qq_message(
+        &self,
+        account: &str,
+        msg: &QqMessage,
+    ) -> Result<QqOutcome, BridgeError> {
+        let owner = self.owner(account)?;
+        let key = ids::portal_key(account, &msg.chat);
+        if self.store.message_by_remote(&key, &msg.key)?.is_some() {
+            return Ok(QqOutcome::Duplicate);
+        }
+        let parts = qq_to_matrix(&msg.content, &ToMatrixOptions::default());
+        if msg.from_self && self.take_echo(&key, &normalize_for_echo(&msg.content)) {
+            return Ok(QqOutcome::Duplicate);
+        }
+        let room = self.portal_room(account, &owner, &key, msg).await?;
+        // Without double puppeting the owner's own messages from another QQ client appear as
+        // the owner's ghost (MATRIX.md §6.4).
+        let sender = match msg.sender {
+            Some(qq) => Some(self.ghost_in_room(qq, &msg.sender_name, &room).await?),
+            None => None,
+        };
+        let ts = MilliSecondsSinceUnixEpoch(UInt::new_saturating(msg.time.saturating_mul(1000)));
+        for (index, part) in parts.iter().enumerate() {
+            let content = match part {
+                MatrixPart::Image { qq_ref } => {
+                    self.picture(account, msg, qq_ref, sender.as_deref()).await
+                }
+                MatrixPart::Text { .. } => {
+                    matrix_content(part, sender.is_none().then_some(msg.sender_name.as_str()))
+                }
+            };
+            let txn = ids::txn_id(&key, &msg.key, index);
+            let event_id = self
+                .matrix
+                .send_message(&room, sender.as_deref(), &txn, &content, Some(ts))
+                .await?;
+            let remote_key =
+                if index == 0 { msg.key.clone() } else { format!("{}#{index}", msg.key) };
+            self.store.insert_message(&MessageRow {
+                portal_key: key.clone(),
+                remote_key,
+                room_id: room.clone(),
+                event_id,
+                direction: Direction::QqToMatrix,
+                sender: msg.sender.map(|qq| qq.to_string()).unwrap_or_default(),
+                created_at: unix_now(),
+            })?;
+        }
+        Ok(QqOutcome::Bridged)
+    }
+
+    /// A QQ picture as an `m.image` (fetched through the account, uploaded as the ghost), or a
+    /// notice saying why it could not be (too big, gone, not an image): never dropped silently.
+    pub(super) async fn picture(
+        &self,
+        account: &str,
+        msg: &QqMessage,
+        picture: &PictureRef,
+        ghost: Option<&UserId>,
+    ) -> RoomMessageEventContent {
+        let request = match picture.clone() {
+            PictureRef::Group { name, file_id, server, .. } => {
+                PictureRequest::Group { name, file_id, server }
+            }
+            PictureRef::CustomFace { name } => PictureRequest::CustomFace { name },
+            PictureRef::Offline { file_path } => PictureRequest::Offline { file_path },
+        };
+        let fetch = FetchPictureVia {
+            account: account.to_owned(),
+            fetch: FetchPicture { origin: msg.origin, picture: request },
+        };
+        let bytes = match self.accounts.send(fetch).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(reason)) => return picture_notice(&reason),
+            Err(_) => return picture_notice("the account stopped"),
+        };
+        if bytes.len() > self.settings.max_image_bytes {
+            return picture_notice(&format!(
+                "it is larger than {} bytes",
+                self.settings.max_image_bytes
+            ));
+        }
+        let Some((mimetype, extension)) = image_type(&bytes) else {
+            return picture_notice("QQ sent something that is not an image");
+        };
+        let size = bytes.len();
+        let filename = format!("qq-picture.{extension}");
+        match self.matrix.upload(ghost, bytes, mimetype, Some(filename.clone())).await {
+            Ok(mxc) => {
+                let mut info = ruma::events::room::ImageInfo::new();
+                info.mimetype = Some(mimetype.to_owned());
+                info.size = UInt::new(u64::try_from(size).unwrap_or(u64::MAX));
+                let image =
+                    ruma::events::room::message::ImageMessageEventContent::plain(filename, mxc)
+                        .info(Some(Box::new(info)));
+                RoomMessageEventContent::new(ruma::events::room::message::MessageType::Image(image))
+            }
+            Err(error) => picture_notice(&format!("the upload failed: {error}")),
+        }
+    }
+
+    /// Shows QQ's typing notice of friend `from` as the ghost typing in the friend's portal, if
+    /// that portal exists (typing never creates one).
+    pub async fn qq_typing(&self, account: &str, from: QqNumber) -> Result<(), BridgeError> {
+        let key = ids::portal_key(account, &ChatKey::Friend(from));
+        let Some(room) = self.store.portal(&key)?.and_then(|p| p.room_id) else { return Ok(()) };
+        if !self.store.is_ghost_in_room(from, &room)? {
+            return Ok(());
+        }
+        let ghost = self
+            .settings
+            .ghosts
+            .user_id(from)
+            .ok_or_else(|| BridgeError::BadId(from.to_string()))?;
+        self.matrix.typing(&room, &ghost, Some(TYPING_TIMEOUT)).await?;
+        Ok(())
+    }
+}
+
+/// The notice that stands in for a QQ picture that could not be bridged.
+fn picture_notice(reason: &str) -> RoomMessageEventContent {
+    RoomMessageEventContent::notice_plain(format!(
+        "[a picture from QQ could not be bridged: {reason}]"
+    ))
+}
+
+/// The Matrix content of one converted part; `speaker` prefixes a message the bot sends for a
+/// member whose number is unknown.
+fn matrix_content(part: &MatrixPart, speaker: Option<&str>) -> RoomMessageEventContent {
+    match (part, speaker) {
+        (MatrixPart::Text { body, .. }, Some(name)) => {
+            RoomMessageEventContent::text_plain(format!("{name}: {body}"))
+        }
+        (MatrixPart::Text { body, formatted_html: Some(html) }, None) => {
+            RoomMessageEventContent::text_html(body.clone(), html.clone())
+        }
+        (MatrixPart::Text { body, formatted_html: None }, None) => {
+            RoomMessageEventContent::text_plain(body.clone())
+        }
+        (MatrixPart::Image { .. }, _) => picture_notice("it was not fetched"),
+    }
+}

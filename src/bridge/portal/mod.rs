@@ -1,0 +1,161 @@
+//! [`Bridge`]: the message flow between resolved QQ events and the Matrix side — portals created
+//! on first use, ghosts registered and joined, messages sent with idempotent transaction ids and
+//! QQ's time, and Matrix messages of a portal's owner queued on the account's sender.
+//!
+//! Plain async methods over a [`MatrixClient`], the [`Store`] and the account manager; the actor
+//! (`actor.rs`) orders the QQ side and the appservice intake (`intake.rs`) the Matrix side.
+//! Store calls are short blocking statements on the store thread (see `store/`). `from_qq.rs`
+//! carries QQ → Matrix, `to_qq.rs` Matrix → QQ, `rooms.rs` portal rooms and ghosts.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use actix::Addr;
+use ruma::events::room::message::RoomMessageEventContent;
+use ruma::{OwnedUserId, RoomId, UserId};
+
+use crate::account::manager::AccountManager;
+use crate::bridge::ids::GhostIds;
+use crate::matrix::client::MatrixClient;
+use crate::store::Store;
+use crate::webqq::content::{Content, normalize_for_echo};
+
+/// How long a QQ typing notice shows (QQ sends one per burst of typing, protocol §4.7).
+pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
+
+mod from_qq;
+mod rooms;
+mod space;
+mod to_qq;
+
+/// Own sends remembered per portal to recognise their echo in poll2.
+const ECHO_MEMORY: usize = 32;
+
+/// Why one event was not bridged. Logged and counted by the caller; never fails a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The homeserver refused or could not be reached (after the client's retries).
+    #[error("matrix: {0}")]
+    Matrix(#[from] crate::matrix::Error),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The account has no owner in the config, so there is nobody to bridge to.
+    #[error("account {0} has no Matrix owner (accounts[].owner)")]
+    NoOwner(String),
+    /// An id could not be built (a template or server name the config should have refused).
+    #[error("cannot build the Matrix id for {0}")]
+    BadId(String),
+}
+
+/// What the bridge needs to know.
+#[derive(Clone, Debug)]
+pub struct BridgeSettings {
+    /// The bridge bot.
+    pub bot: OwnedUserId,
+    /// Ghost ids.
+    pub ghosts: GhostIds,
+    /// Ghost display names: `{name}` is the QQ name (`bridge.displayname_template`).
+    pub displayname_template: String,
+    /// The Matrix owner of each account.
+    pub owners: BTreeMap<String, OwnedUserId>,
+    /// Largest QQ picture bridged (`bridge.max_image_bytes`); larger ones become a notice.
+    pub max_image_bytes: usize,
+}
+
+/// The bridge core.
+pub struct Bridge {
+    settings: BridgeSettings,
+    matrix: MatrixClient,
+    store: Store,
+    accounts: Addr<AccountManager>,
+    /// Bodies of our own recent sends per portal key, to drop their poll2 echo.
+    echoes: Mutex<HashMap<String, VecDeque<String>>>,
+}
+
+/// How one QQ message ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QqOutcome {
+    /// Sent to Matrix.
+    Bridged,
+    /// Already bridged (poll2 redelivery) or the echo of our own send.
+    Duplicate,
+}
+
+impl Bridge {
+    /// A bridge sending through `matrix`, remembering in `store`, sending to QQ via `accounts`.
+    pub fn new(
+        settings: BridgeSettings,
+        matrix: MatrixClient,
+        store: Store,
+        accounts: Addr<AccountManager>,
+    ) -> Self {
+        Bridge { settings, matrix, store, accounts, echoes: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether `user` is the bot or one of our ghosts: their events come back to us in
+    /// transactions and must never be bridged again (MATRIX.md §5.1).
+    pub fn is_ours(&self, user: &UserId) -> bool {
+        user == self.settings.bot || self.settings.ghosts.qq_of(user).is_some()
+    }
+
+    pub(super) fn owner(&self, account: &str) -> Result<OwnedUserId, BridgeError> {
+        self.settings
+            .owners
+            .get(account)
+            .cloned()
+            .ok_or_else(|| BridgeError::NoOwner(account.to_owned()))
+    }
+
+    pub(super) async fn notice(&self, room: &RoomId, text: &str) -> Result<(), BridgeError> {
+        let txn = ruma::TransactionId::new();
+        let content = RoomMessageEventContent::notice_plain(text);
+        self.matrix.send_message(room, None, &txn, &content, None).await?;
+        Ok(())
+    }
+
+    pub(super) fn remember_echo(&self, portal_key: &str, content: &Content) {
+        let body = normalize_for_echo(content);
+        let mut echoes = self.echoes.lock().unwrap_or_else(PoisonError::into_inner);
+        let queue = echoes.entry(portal_key.to_owned()).or_default();
+        if queue.len() >= ECHO_MEMORY {
+            queue.pop_front();
+        }
+        queue.push_back(body);
+    }
+
+    /// Whether `body` is the echo of a recent own send in `portal_key` (then forgotten).
+    pub(super) fn take_echo(&self, portal_key: &str, body: &str) -> bool {
+        let mut echoes = self.echoes.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(queue) = echoes.get_mut(portal_key) else { return false };
+        match queue.iter().position(|sent| sent == body) {
+            Some(index) => {
+                queue.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The MIME type and file extension of an image, by its magic bytes; `None` if not an image.
+pub(super) fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some(("image/jpeg", "jpg"))
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(("image/png", "png"))
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some(("image/gif", "gif"))
+    } else if bytes.get(..4) == Some(b"RIFF".as_slice())
+        && bytes.get(8..12) == Some(b"WEBP".as_slice())
+    {
+        Some(("image/webp", "webp"))
+    } else if bytes.starts_with(b"BM") {
+        Some(("image/bmp", "bmp"))
+    } else {
+        None
+    }
+}
+
+/// Shared handle.
+pub type SharedBridge = Arc<Bridge>;
