@@ -7,5 +7,6 @@ pub mod actor;
 pub mod convert;
 pub mod ids;
 pub mod intake;
+pub mod lanes;
 pub mod portal;
 pub mod startup;

@@ -48,6 +48,17 @@ pub enum BridgeError {
     BadId(String),
 }
 
+impl BridgeError {
+    /// Whether trying again later can succeed: the homeserver was unreachable, overloaded or
+    /// rate-limiting past the client's own retries. Store and id errors are not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BridgeError::Matrix(error) => error.is_transient() || error.is_rate_limited(),
+            BridgeError::Store(_) | BridgeError::NoOwner(_) | BridgeError::BadId(_) => false,
+        }
+    }
+}
+
 /// What the bridge needs to know.
 #[derive(Clone, Debug)]
 pub struct BridgeSettings {
