@@ -14,8 +14,9 @@ use crate::webqq::directory::Directory;
 use crate::webqq::event::PollEvent;
 use crate::webqq::{Gid, GroupCode, MsgId, QqNumber, Uin};
 
-/// A QQ message with permanent ids.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A QQ message with permanent ids. Serialisable: the bridge persists it between poll2 and
+/// Matrix (its inbox).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QqMessage {
     /// The chat it belongs to.
     pub chat: ChatKey,
@@ -39,7 +40,7 @@ pub struct QqMessage {
 }
 
 /// The per-session coordinates of a received message that picture downloads need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     /// The sender's uin.
     pub from: Uin,
@@ -50,7 +51,7 @@ pub struct Origin {
 }
 
 /// A resolved QQ event for the bridge.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum QqEvent {
     /// A message in a friend chat, group or discussion.
     Message(QqMessage),

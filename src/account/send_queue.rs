@@ -18,7 +18,9 @@ use crate::webqq::retcode::Action;
 use crate::webqq::{Did, Error, GroupNumber, QqNumber};
 
 /// A chat, by stable id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ChatKey {
     /// A friend, by QQ number.
     Friend(QqNumber),

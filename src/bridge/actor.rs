@@ -1,6 +1,7 @@
-//! [`BridgeActor`]: receives every account's resolved poll batches and hands each event to its
-//! portal's lane ([`Lanes`]): one portal's events reach Matrix in the order QQ delivered them,
-//! while other portals go on; a homeserver outage holds a lane (retrying) instead of dropping.
+//! [`BridgeActor`]: receives every account's resolved poll batches, persists them in the store's
+//! inbox and hands each event to its portal's lane ([`Lanes`]): one portal's events reach Matrix
+//! in the order QQ delivered them while other portals go on; a homeserver outage holds a lane
+//! (retrying) and a crash is recovered by replaying the inbox at start (RELIABILITY.md §1.1).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use crate::account::send_queue::ChatKey;
 use crate::bridge::ids;
 use crate::bridge::lanes::Lanes;
 use crate::bridge::portal::{Bridge, BridgeError, QqOutcome};
+use crate::store::{InboxRow, Store};
 
 /// Portal lanes running at once: bounds the requests in flight to the homeserver.
 const LANES_AT_ONCE: usize = 64;
@@ -24,18 +26,84 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 /// The QQ → Matrix side of the bridge.
 pub struct BridgeActor {
     bridge: Arc<Bridge>,
+    store: Store,
     lanes: Lanes,
+    /// The last inbox sequence number given out.
+    last_seq: u64,
 }
 
 impl BridgeActor {
-    /// An actor bridging through `bridge`.
-    pub fn new(bridge: Arc<Bridge>) -> Self {
-        BridgeActor { bridge, lanes: Lanes::new(LANES_AT_ONCE) }
+    /// An actor bridging through `bridge`, persisting QQ events in `store`'s inbox.
+    pub fn new(bridge: Arc<Bridge>, store: Store) -> Self {
+        BridgeActor { bridge, store, lanes: Lanes::new(LANES_AT_ONCE), last_seq: 0 }
+    }
+
+    /// A sequence number above every one given before, also by earlier runs of the process
+    /// (microseconds of the clock, bumped when the clock has not moved on).
+    fn next_seq(&mut self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        self.last_seq = now.max(self.last_seq.saturating_add(1));
+        self.last_seq
+    }
+
+    /// Queues `event` on its lane; once it is bridged (or refused for good) its inbox row
+    /// `seq`, if any, is deleted.
+    fn dispatch(&self, account: Arc<str>, lane: &str, seq: Option<u64>, event: QqEvent) {
+        let bridge = self.bridge.clone();
+        let store = self.store.clone();
+        self.lanes.push(
+            lane,
+            Box::pin(async move {
+                bridge_until_done(&bridge, &account, &event).await;
+                if let Some(seq) = seq
+                    && let Err(error) = store.call(move |c| c.inbox_done(seq)).await
+                {
+                    // Harmless beyond a replay at the next start, which the message map
+                    // recognises as already bridged.
+                    tracing::warn!(%error, "bridged QQ event left in the inbox");
+                }
+            }),
+        );
     }
 }
 
 impl Actor for BridgeActor {
     type Context = Context<Self>;
+
+    /// Replays what a previous run persisted and did not bridge, before any new batch.
+    fn started(&mut self, _: &mut Context<Self>) {
+        let rows = match self.store.inbox() {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::error!(%error, "QQ inbox not readable: events of a crashed run not replayed");
+                return;
+            }
+        };
+        if !rows.is_empty() {
+            tracing::info!(
+                events = rows.len(),
+                "replaying QQ events not bridged before the restart"
+            );
+        }
+        for row in rows {
+            self.last_seq = self.last_seq.max(row.seq);
+            match serde_json::from_str::<QqEvent>(&row.event_json) {
+                Ok(event) => self.dispatch(
+                    Arc::from(row.account_id.as_str()),
+                    &row.lane,
+                    Some(row.seq),
+                    event,
+                ),
+                Err(error) => {
+                    // Written by another version of the bridge: say so, keep nothing stuck.
+                    tracing::error!(seq = row.seq, account = %row.account_id, %error, "stored QQ event unreadable, dropped");
+                    let _ = self.store.inbox_done(row.seq);
+                }
+            }
+        }
+    }
 }
 
 impl Handler<QqEventsReceived> for BridgeActor {
@@ -44,14 +112,40 @@ impl Handler<QqEventsReceived> for BridgeActor {
     fn handle(&mut self, msg: QqEventsReceived, _: &mut Context<Self>) {
         tracing::debug!(account = %msg.account, events = msg.events.len(), resolved = msg.resolved.len(), "QQ batch");
         let account: Arc<str> = Arc::from(msg.account.as_str());
+        let mut rows = Vec::new();
+        let mut queued = Vec::with_capacity(msg.resolved.len());
         for event in msg.resolved {
-            let bridge = self.bridge.clone();
-            let account = account.clone();
             let lane = lane_key(&account, &event);
-            self.lanes.push(
-                &lane,
-                Box::pin(async move { bridge_until_done(&bridge, &account, &event).await }),
-            );
+            // Typing is momentary: not worth a write, and stale after a restart.
+            let seq = match (&event, serde_json::to_string(&event)) {
+                (QqEvent::Typing { .. }, _) => None,
+                (_, Ok(event_json)) => {
+                    let seq = self.next_seq();
+                    rows.push(InboxRow {
+                        seq,
+                        account_id: account.to_string(),
+                        lane: lane.clone(),
+                        event_json,
+                    });
+                    Some(seq)
+                }
+                (_, Err(error)) => {
+                    tracing::error!(%account, %error, "QQ event not persistable; bridged from memory");
+                    None
+                }
+            };
+            queued.push((lane, seq, event));
+        }
+        let persisted = rows.is_empty()
+            || match self.store.inbox_push(rows) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::error!(%account, %error, "QQ events not persisted; bridged from memory");
+                    false
+                }
+            };
+        for (lane, seq, event) in queued {
+            self.dispatch(account.clone(), &lane, seq.filter(|_| persisted), event);
         }
     }
 }

@@ -132,6 +132,7 @@ pub async fn start(
         max_image_bytes: usize::try_from(config.bridge.max_image_bytes).unwrap_or(usize::MAX),
     };
     let bridge_store = store.clone();
+    let actor_store = store.clone();
     let manager_metrics = metrics.clone();
     let bridge_matrix = matrix.clone();
     let (bridge_tx, bridge_rx) = oneshot::channel();
@@ -146,7 +147,7 @@ pub async fn start(
         let bridge =
             Arc::new(Bridge::new(bridge_settings, bridge_matrix, bridge_store, accounts.clone()));
         let _ = bridge_tx.send((bridge.clone(), accounts));
-        BridgeActor::new(bridge)
+        BridgeActor::new(bridge, actor_store)
     });
     let (bridge, accounts) = bridge_rx
         .await

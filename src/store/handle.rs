@@ -394,4 +394,19 @@ impl Store {
         let key = key.to_owned();
         self.blocking_call(move |c| c.kv_delete(&key))
     }
+
+    /// Persists QQ events before they are bridged, all or none ([`Conn::inbox_push`]).
+    pub fn inbox_push(&self, rows: Vec<crate::store::InboxRow>) -> Result<(), StoreError> {
+        self.blocking_call(move |c| c.inbox_push(&rows))
+    }
+
+    /// Forgets a bridged QQ event ([`Conn::inbox_done`]).
+    pub fn inbox_done(&self, seq: u64) -> Result<bool, StoreError> {
+        self.blocking_call(move |c| c.inbox_done(seq))
+    }
+
+    /// Every QQ event not yet bridged, oldest first ([`Conn::inbox`]).
+    pub fn inbox(&self) -> Result<Vec<crate::store::InboxRow>, StoreError> {
+        self.blocking_call(Conn::inbox)
+    }
 }

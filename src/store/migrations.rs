@@ -178,8 +178,34 @@ CREATE TABLE bridge_kv (
 );
 ";
 
+/// SQLite version 3: `qq_inbox`, QQ events taken from poll2 and not yet on Matrix
+/// (RELIABILITY.md §1.1: persisted before dispatch, deleted once bridged, replayed in `seq`
+/// order after a crash). `lane` is the portal lane the event belongs to.
+pub const SQLITE_V3_INBOX: &str = "
+CREATE TABLE qq_inbox (
+    seq        INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    lane       TEXT NOT NULL,
+    event_json TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+";
+
+/// PostgreSQL version 3: [`SQLITE_V3_INBOX`] with BIGINT.
+pub const POSTGRES_V3_INBOX: &str = "
+CREATE TABLE qq_inbox (
+    seq        BIGINT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    lane       TEXT NOT NULL,
+    event_json TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+";
+
 /// Every SQLite migration in order; the schema version is the number applied.
-pub const SQLITE: &[&str] = &[SQLITE_V1_SESSIONS_ACCOUNTS_LEASES, SQLITE_V2_MATRIX];
+pub const SQLITE: &[&str] =
+    &[SQLITE_V1_SESSIONS_ACCOUNTS_LEASES, SQLITE_V2_MATRIX, SQLITE_V3_INBOX];
 
 /// Every PostgreSQL migration in order (same versions as [`SQLITE`]).
-pub const POSTGRES: &[&str] = &[POSTGRES_V1_SESSIONS_ACCOUNTS_LEASES, POSTGRES_V2_MATRIX];
+pub const POSTGRES: &[&str] =
+    &[POSTGRES_V1_SESSIONS_ACCOUNTS_LEASES, POSTGRES_V2_MATRIX, POSTGRES_V3_INBOX];

@@ -19,6 +19,7 @@
 pub(crate) mod backend;
 pub mod conn;
 pub mod handle;
+pub mod inbox;
 pub mod matrix;
 pub mod migrations;
 pub mod postgres;
@@ -31,6 +32,7 @@ use std::path::PathBuf;
 
 pub use conn::Conn;
 pub use handle::Store;
+pub use inbox::InboxRow;
 pub use postgres::ScratchDatabase;
 pub use rows::{AccountStateRow, Direction, Ghost, Media, MessageRow, Portal};
 

@@ -380,6 +380,26 @@ fn test_media_and_bridge_state() {
 }
 
 #[test]
+fn test_inbox_keeps_events_in_order_until_done_and_across_reopen() {
+    for f in fixtures() {
+        let row = |seq: u64, lane: &str| InboxRow {
+            seq,
+            account_id: "alice".into(),
+            lane: lane.into(),
+            event_json: format!("{{\"n\":{seq}}}"),
+        };
+        f.store.inbox_push(vec![row(20, "b"), row(10, "a")]).unwrap();
+        f.store.inbox_push(vec![row(30, "a")]).unwrap();
+        // A batch with a clash is refused whole: nothing of it is half-stored.
+        assert!(f.store.inbox_push(vec![row(40, "a"), row(30, "a")]).is_err(), "{}", f.name);
+        assert!(f.store.inbox_done(20).unwrap());
+        assert!(!f.store.inbox_done(20).unwrap());
+        let left = f.reopen().inbox().unwrap();
+        assert_eq!(left, vec![row(10, "a"), row(30, "a")], "{}", f.name);
+    }
+}
+
+#[test]
 fn test_message_map_is_idempotent_and_found_both_ways() {
     for f in fixtures() {
         let store = &f.store;
