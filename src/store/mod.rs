@@ -32,7 +32,7 @@ use std::path::PathBuf;
 pub use conn::Conn;
 pub use handle::Store;
 pub use postgres::ScratchDatabase;
-pub use rows::{AccountStateRow, Direction, Ghost, Media, MessageRow, Portal};
+pub use rows::{AccountStateRow, Direction, Excerpt, Ghost, Media, MessageRow, Portal};
 
 /// Why a store operation failed. Messages name the file, the server (host, port, database, user)
 /// or the account, never a stored secret nor a connection password.
