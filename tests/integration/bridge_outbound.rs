@@ -191,7 +191,7 @@ impl World {
     /// Delivers `events` to the bridge as the homeserver would, in transaction `txn`.
     async fn push(&self, txn: &str, events: Value) {
         let url = format!("http://{}/_matrix/app/v1/transactions/{txn}", self.slot.listen_addr);
-        let status = reqwest::Client::new()
+        let status = http()
             .put(url)
             .bearer_auth(self.slot.registration.hs_token.expose())
             .json(&json!({"events": events}))
@@ -401,7 +401,7 @@ async fn upload_png(token: &str) -> String {
     const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082";
     let url =
         format!("{}/_matrix/media/v3/upload?filename=pic.png", crate::synapse::synapse().base_url);
-    let answer: Value = reqwest::Client::new()
+    let answer: Value = http()
         .post(url)
         .bearer_auth(token)
         .header("content-type", "image/png")
@@ -413,4 +413,8 @@ async fn upload_png(token: &str) -> String {
         .await
         .unwrap();
     answer["content_uri"].as_str().unwrap().to_owned()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
