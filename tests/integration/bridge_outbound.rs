@@ -271,6 +271,23 @@ async fn test_replies_edits_emotes_and_order_reach_qq() {
     let picture_at = sent.iter().position(|m| m.contains("offpic")).expect("the picture went");
     let text_at = sent.iter().position(|m| m.contains("after the picture")).unwrap();
     assert!(picture_at < text_at, "the text overtook the picture: {sent:?}");
+
+    // A sticker goes as a picture; an edited picture cannot, and the owner is told.
+    let sticker = json!({"body": "a sticker", "url": mxc, "info": {"mimetype": "image/png"}});
+    world.send("m.sticker", sticker).await;
+    for _ in 0..100 {
+        if world.sent().await.iter().filter(|m| m.contains("offpic")).count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(world.sent().await.iter().filter(|m| m.contains("offpic")).count(), 2);
+    let picture_edit = json!({"msgtype": "m.text", "body": "* new picture",
+        "m.new_content": {"msgtype": "m.image", "body": "pic.png", "url": mxc},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": first}});
+    let edit = world.send("m.room.message", picture_edit).await;
+    let notice = world.notice_for(&edit).await;
+    assert!(notice.contains("an edited picture is not sent again"), "{notice}");
     world.stop().await;
 }
 
@@ -369,6 +386,25 @@ async fn test_failures_and_refusals_are_told_never_silent() {
         sent.iter().filter(|m| m.contains("w1") || m.contains("w0")).collect();
     assert!(parts.len() >= 2, "split into QQ-sized parts: {parts:?}");
     assert!(parts.first().unwrap().contains("w000") && parts.last().unwrap().contains("w199"));
+
+    // Data that is not an image, sent as one: told, not sent.
+    let url =
+        format!("{}/_matrix/media/v3/upload?filename=fake.png", crate::synapse::synapse().base_url);
+    let upload: Value = http()
+        .post(url)
+        .bearer_auth(&world.token)
+        .header("content-type", "image/png")
+        .body("this is not a picture")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fake = json!({"msgtype": "m.image", "body": "fake.png", "url": upload["content_uri"]});
+    let fake = world.send("m.room.message", fake).await;
+    let notice = world.notice_for(&fake).await;
+    assert!(notice.contains("the picture is not an image QQ can show"), "{notice}");
 
     // An encrypted portal: told once, and encrypted events are not bridged.
     let encryption = world.event(
