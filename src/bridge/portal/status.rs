@@ -3,6 +3,8 @@
 //! `bridge.message_status_events` is on, every status goes out as a
 //! `com.beeper.message_send_status` event (the names mautrix bridges use).
 
+use std::sync::Arc;
+
 use ruma::api::client::message::send_message_event;
 use ruma::events::relation::Reply;
 use ruma::events::room::message::{Relation, RoomMessageEventContent};
@@ -180,6 +182,28 @@ impl Bridge {
         if self.settings.message_status_events {
             self.status_event(room, event_id, status).await;
         }
+    }
+
+    /// [`Bridge::report`] in a task of its own, so the transaction does not wait for the
+    /// homeserver; `notice: false` sends only the status event (a refusal already told).
+    pub(super) fn report_later(
+        self: &Arc<Self>,
+        room: &RoomId,
+        event_id: &EventId,
+        status: SendStatus,
+        notice: bool,
+    ) {
+        if !notice && !self.settings.message_status_events {
+            return;
+        }
+        let (bridge, room, event_id) = (self.clone(), room.to_owned(), event_id.to_owned());
+        tokio::spawn(async move {
+            if notice {
+                bridge.report(&room, &event_id, &status).await;
+            } else {
+                bridge.status_event(&room, &event_id, &status).await;
+            }
+        });
     }
 
     /// Sends `text` as a notice replying to `event_id` (`m.relates_to.m.in_reply_to`).

@@ -84,8 +84,7 @@ impl Bridge {
             "m.room.encrypted" => {
                 let text = "this message is encrypted, and the bridge does not support \
                             encryption yet.";
-                self.refuse(&portal, &head, Refusal::Encrypted, SendStatus::unsupported(text))
-                    .await;
+                self.refuse(&portal, &head, Refusal::Encrypted, SendStatus::unsupported(text));
             }
             "m.room.redaction" if from_owner => {
                 // QQ has no recall in WebQQ: the owner must know the message stays on QQ.
@@ -97,13 +96,11 @@ impl Bridge {
             }
             "m.reaction" if from_owner => {
                 let text = "QQ has no reactions; reactions are not bridged.";
-                self.refuse(&portal, &head, Refusal::Unsupported, SendStatus::unsupported(text))
-                    .await;
+                self.refuse(&portal, &head, Refusal::Unsupported, SendStatus::unsupported(text));
             }
             "m.room.message" | "m.sticker" if !from_owner => {
                 let text = "only the owner's messages are bridged to QQ; this one was not sent.";
-                self.refuse(&portal, &head, Refusal::NotOwner, SendStatus::no_permission(text))
-                    .await;
+                self.refuse(&portal, &head, Refusal::NotOwner, SendStatus::no_permission(text));
             }
             "m.room.message" | "m.sticker" => return self.owner_message(portal, head, raw).await,
             other => {
@@ -116,8 +113,8 @@ impl Bridge {
     /// Tells the sender of `head` why it was not bridged, at most once per user, portal and
     /// reason per hour ([`super::permissions::REFUSAL_WINDOW`]); the status event (when on)
     /// goes every time.
-    async fn refuse(
-        &self,
+    fn refuse(
+        self: &Arc<Self>,
         portal: &Portal,
         head: &EventHead,
         refusal: Refusal,
@@ -130,11 +127,7 @@ impl Bridge {
             Instant::now(),
         );
         tracing::debug!(room = %head.room_id, sender = %head.sender, ?refusal, told = allowed, "event refused");
-        if allowed {
-            self.report(&head.room_id, &head.event_id, &status).await;
-        } else if self.settings.message_status_events {
-            self.status_event(&head.room_id, &head.event_id, &status).await;
-        }
+        self.report_later(&head.room_id, &head.event_id, status, allowed);
     }
 
     /// Marks the portal encrypted and tells the room once.
@@ -183,7 +176,7 @@ impl Bridge {
         let messages = match self.convert(&portal, &head, raw).await {
             Ok(messages) => messages,
             Err(status) => {
-                self.report(&head.room_id, &head.event_id, &status).await;
+                self.report_later(&head.room_id, &head.event_id, status, true);
                 return Ok(false);
             }
         };
