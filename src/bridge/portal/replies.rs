@@ -4,7 +4,7 @@
 //! replies to, resolved only inside the same portal (RELIABILITY.md §2).
 
 use ruma::events::AnyTimelineEvent;
-use ruma::events::room::message::RoomMessageEventContent;
+use ruma::events::room::message::{MessageType, RoomMessageEventContent};
 use ruma::serde::Raw;
 use ruma::{EventId, RoomId};
 
@@ -19,18 +19,31 @@ use super::to_qq::EventHead;
 const UNKNOWN_TEXT: &str = "…";
 
 impl Bridge {
-    /// Stores the excerpt of a message one of our ghosts sent into a portal (its echo). Failures
-    /// only cost a later quote its text: logged at debug.
+    /// Stores the excerpt of a message one of our ghosts (or the bot, for a QQ member without
+    /// a ghost) sent into a portal, from its echo. Failures only cost a later quote its text.
     pub(super) async fn remember_own_excerpt(&self, head: &EventHead, raw: &Raw<AnyTimelineEvent>) {
         if head.event_type != "m.room.message" {
             return;
         }
-        let Some(qq) = self.settings.ghosts.qq_of(&head.sender) else { return };
-        let Ok(Some(portal)) = self.store.portal_by_room(&head.room_id) else { return };
-        let Ok(Some(content)) = raw.get_field::<RoomMessageEventContent>("content") else {
+        let ghost = self.settings.ghosts.qq_of(&head.sender);
+        let Ok(Some(mut content)) = raw.get_field::<RoomMessageEventContent>("content") else {
             return;
         };
-        let name = self.ghost_name(qq);
+        // The bot's notices are the bridge talking; its texts speak for a QQ member without a
+        // ghost, as `name: body` (from_qq.rs).
+        let name = match (ghost, &mut content.msgtype) {
+            (Some(qq), _) => self.ghost_name(qq),
+            (None, MessageType::Text(text)) => match text.body.split_once(": ") {
+                Some((name, body)) => {
+                    let name = name.to_owned();
+                    text.body = body.to_owned();
+                    name
+                }
+                None => return,
+            },
+            (None, _) => return,
+        };
+        let Ok(Some(portal)) = self.store.portal_by_room(&head.room_id) else { return };
         self.remember_excerpt(&portal, head, &name, &content).await;
     }
 

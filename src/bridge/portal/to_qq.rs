@@ -310,3 +310,40 @@ impl Bridge {
         Ok(content)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn test_event_head_reads_only_valid_heads() {
+        let good = json!({"type": "m.room.message", "room_id": "!r:x", "sender": "@a:x",
+                          "event_id": "$e", "content": {"nonsense": [1, 2]}});
+        /// The parsed type and state key.
+        type Head<'a> = Option<(&'a str, Option<&'a str>)>;
+        // (change to the good event, parsed head)
+        let cases: Vec<(serde_json::Value, Head<'_>)> = vec![
+            (json!({}), Some(("m.room.message", None))),
+            (
+                json!({"type": "m.room.encryption", "state_key": ""}),
+                Some(("m.room.encryption", Some(""))),
+            ),
+            (json!({"type": 5}), None),
+            (json!({"room_id": null}), None),
+            (json!({"room_id": "not a room"}), None),
+            (json!({"sender": "nobody"}), None),
+            (json!({"event_id": ""}), None),
+        ];
+        for (change, want) in cases {
+            let mut event = good.clone();
+            for (key, value) in change.as_object().unwrap() {
+                event[key] = value.clone();
+            }
+            let raw: Raw<AnyTimelineEvent> = serde_json::from_value(event.clone()).unwrap();
+            let head = EventHead::parse(&raw);
+            let got = head.as_ref().map(|h| (h.event_type.as_str(), h.state_key.as_deref()));
+            assert_eq!(got, want, "{event}");
+        }
+    }
+}
