@@ -84,7 +84,9 @@ pub struct RemoveAccount {
 #[rtype(result = "Vec<(String, AccountState, Option<String>)>")]
 pub struct GetStates;
 
-/// Command: queue a message on an account. Answers the queue id, or `None` for an unknown id.
+/// Command: queue a message on an account. Answers the queue id (0 while the account is not
+/// connected yet and holds it), or `None` for an unknown id. A message made with
+/// `QueueMessage::tracked` tells its final outcome on its receiver.
 #[derive(Message)]
 #[rtype(result = "Option<u64>")]
 pub struct SendVia {

@@ -5,10 +5,12 @@
 //! the [`Directory`] the account hands it after each login. Every message ends in one
 //! [`SendReport`] to the account: delivered, will retry, uncertain or failed with a reason.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use crate::account::send_queue::{ChatKey, Next, Outgoing, SendOutcome, SendPolicy, SendQueue};
 use crate::webqq::Error;
@@ -17,8 +19,8 @@ use crate::webqq::client::WebQqClient;
 use crate::webqq::content::Content;
 use crate::webqq::directory::Directory;
 
-/// Command: queue a message for QQ. Answers its queue id. Sent by the account (and later the
-/// bridge through it).
+/// Command: queue a message for QQ. Answers its queue id. Sent by the account (and the bridge
+/// through the manager's `SendVia`).
 #[derive(Message)]
 #[rtype(result = "u64")]
 pub struct QueueMessage {
@@ -26,6 +28,26 @@ pub struct QueueMessage {
     pub chat: ChatKey,
     /// What it says.
     pub content: Content,
+    /// Told the final outcome (never `WillRetry`). Dropped unanswered when the message is lost
+    /// with its sender or account (a relink or stop before it went): the receiver then knows it
+    /// may or may not have reached QQ (MATRIX.md §6.6, never silent).
+    pub outcome: Option<oneshot::Sender<SendOutcome>>,
+}
+
+impl QueueMessage {
+    /// A message nobody waits on (the account's own sends).
+    pub fn new(chat: ChatKey, content: Content) -> QueueMessage {
+        QueueMessage { chat, content, outcome: None }
+    }
+
+    /// A message and the receiver of its final outcome.
+    pub fn tracked(
+        chat: ChatKey,
+        content: Content,
+    ) -> (QueueMessage, oneshot::Receiver<SendOutcome>) {
+        let (tx, rx) = oneshot::channel();
+        (QueueMessage { chat, content, outcome: Some(tx) }, rx)
+    }
 }
 
 /// Event: the outcome of one queued message (or of one attempt, for `WillRetry`). Sent by
@@ -51,6 +73,8 @@ pub struct SenderActor {
     epoch: Instant,
     reports: Recipient<SendReport>,
     timer: Option<SpawnHandle>,
+    /// Who waits for the final outcome of which queued message.
+    waiting: HashMap<u64, oneshot::Sender<SendOutcome>>,
 }
 
 impl SenderActor {
@@ -68,6 +92,7 @@ impl SenderActor {
             epoch: Instant::now(),
             reports,
             timer: None,
+            waiting: HashMap::new(),
         }
     }
 
@@ -96,6 +121,12 @@ impl SenderActor {
             async move { send_one(&client, &directory, &message).await }.into_actor(self).map(
                 move |result, act, ctx| {
                     let outcome = act.queue.on_result(id, &result, act.epoch.elapsed());
+                    if !matches!(outcome, SendOutcome::WillRetry { .. })
+                        && let Some(waiter) = act.waiting.remove(&id)
+                    {
+                        // The waiter may have gone (a stopped bridge): nothing left to tell.
+                        let _ = waiter.send(outcome.clone());
+                    }
                     act.reports.do_send(SendReport {
                         id,
                         outcome,
@@ -138,6 +169,9 @@ impl Handler<QueueMessage> for SenderActor {
 
     fn handle(&mut self, msg: QueueMessage, ctx: &mut Context<Self>) -> u64 {
         let id = self.queue.push(msg.chat, msg.content);
+        if let Some(waiter) = msg.outcome {
+            self.waiting.insert(id, waiter);
+        }
         self.pump(ctx);
         id
     }

@@ -130,6 +130,8 @@ pub async fn start(
         displayname_template: config.bridge.displayname_template.clone(),
         owners,
         max_image_bytes: usize::try_from(config.bridge.max_image_bytes).unwrap_or(usize::MAX),
+        max_text_bytes: usize::try_from(config.bridge.max_text_bytes).unwrap_or(usize::MAX),
+        message_status_events: config.bridge.message_status_events,
     };
     let bridge_store = store.clone();
     let actor_store = store.clone();

@@ -92,6 +92,12 @@ pub struct BridgeConfig {
     pub presence: bool,
     /// Largest image bridged in either direction, in bytes.
     pub max_image_bytes: u64,
+    /// Largest text of one Matrix message sent to QQ, in bytes; it goes out split into QQ-sized
+    /// parts, and a longer one is refused with a notice.
+    pub max_text_bytes: u64,
+    /// Send a `com.beeper.message_send_status` event for every Matrix message bound for QQ
+    /// (MATRIX.md §6.6); failures get a notice either way.
+    pub message_status_events: bool,
 }
 
 impl Default for BridgeConfig {
@@ -104,6 +110,8 @@ impl Default for BridgeConfig {
             initial_group_members: 20,
             presence: false,
             max_image_bytes: 10 * 1024 * 1024,
+            max_text_bytes: 8 * 1024,
+            message_status_events: false,
         }
     }
 }
@@ -233,6 +241,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         ("appservice.max_body_bytes", aps.max_body_bytes, 1 << 20, 1 << 30),
         ("bridge.initial_group_members", bridge.initial_group_members.into(), 0, 10_000),
         ("bridge.max_image_bytes", bridge.max_image_bytes, 1024, 100 << 20),
+        ("bridge.max_text_bytes", bridge.max_text_bytes, 720, 64 << 10),
     ] {
         if !(min..=max).contains(&value) {
             let reason = format!("{value} is out of range {min}..={max}");
@@ -308,6 +317,8 @@ mod tests {
             ("bridge: {username_template: 'Q{qq}'}", "bridge.username_template: \"Q{qq}\" gives"),
             ("bridge: {displayname_template: ' '}", "bridge.displayname_template: "),
             ("bridge: {max_image_bytes: 1}", "bridge.max_image_bytes: 1 is out"),
+            ("bridge: {max_text_bytes: 100}", "bridge.max_text_bytes: 100 is out"),
+            ("bridge: {max_text_bytes: 70000}", "bridge.max_text_bytes: 70000 is out"),
             ("bridge: {portal_creation: never}", "bridge.portal_creation: unknown value"),
             (
                 "bridge: {enabled: true}\naccounts: [{id: a, qq: 10001, login: qr}]",

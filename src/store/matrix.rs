@@ -8,7 +8,7 @@ use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, RoomId};
 use super::StoreError;
 use super::backend::{Row, Value};
 use super::conn::{Conn, now, to_i64};
-use super::rows::{Direction, Ghost, Media, MessageRow, Portal};
+use super::rows::{Direction, Excerpt, Ghost, Media, MessageRow, Portal};
 use crate::webqq::QqNumber;
 use crate::webqq::session::unix_now;
 
@@ -127,6 +127,11 @@ impl Conn {
             conn.exec(
                 "delete portal messages",
                 "DELETE FROM messages WHERE portal_key = $1",
+                &[portal_key.into()],
+            )?;
+            conn.exec(
+                "delete portal excerpts",
+                "DELETE FROM message_excerpts WHERE portal_key = $1",
                 &[portal_key.into()],
             )?;
             let n = conn.exec(
@@ -337,6 +342,69 @@ impl Conn {
         let params = [room_id.as_str().into(), event_id.as_str().into()];
         let row = self.one("messages", "read message by event", &sql, &params)?;
         row.as_ref().map(message_from).transpose()
+    }
+
+    /// Marks the portal `portal_key` encrypted (or not) without touching its other fields;
+    /// `true` if the portal exists.
+    pub fn set_portal_encrypted(
+        &mut self,
+        portal_key: &str,
+        encrypted: bool,
+    ) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "mark portal encrypted",
+            "UPDATE portals SET encrypted = $2 WHERE portal_key = $1",
+            &[portal_key.into(), encrypted.into()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Stores (or replaces: an edit changes the text) what a reply to `event_id` in `room_id`
+    /// quotes.
+    pub fn put_excerpt(
+        &mut self,
+        room_id: &RoomId,
+        event_id: &ruma::EventId,
+        excerpt: &Excerpt,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "save excerpt",
+            "INSERT INTO message_excerpts
+                 (room_id, event_id, portal_key, sender_name, excerpt, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (room_id, event_id) DO UPDATE SET
+                 sender_name = excluded.sender_name, excerpt = excluded.excerpt",
+            &[
+                room_id.as_str().into(),
+                event_id.as_str().into(),
+                excerpt.portal_key.as_str().into(),
+                excerpt.sender_name.as_str().into(),
+                excerpt.text.as_str().into(),
+                now().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The excerpt of `event_id` in `room_id`; `None` when none was stored.
+    pub fn excerpt(
+        &mut self,
+        room_id: &RoomId,
+        event_id: &ruma::EventId,
+    ) -> Result<Option<Excerpt>, StoreError> {
+        let row = self.one(
+            "message_excerpts",
+            "read excerpt",
+            "SELECT portal_key, sender_name, excerpt FROM message_excerpts
+             WHERE room_id = $1 AND event_id = $2",
+            &[room_id.as_str().into(), event_id.as_str().into()],
+        )?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Excerpt {
+            portal_key: row.text(0)?,
+            sender_name: row.text(1)?,
+            text: row.text(2)?,
+        }))
     }
 
     /// Stores a small piece of bridge state under `key` (replacing the previous value).

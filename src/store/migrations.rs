@@ -202,10 +202,44 @@ CREATE TABLE qq_inbox (
 );
 ";
 
+/// SQLite version 4: `message_excerpts`, the sender's name and the first characters of each
+/// bridged Matrix message of a portal, both directions: a reply from Matrix quotes them on QQ
+/// (`「name: text」`), since neither the message map nor QQ keeps the text.
+pub const SQLITE_V4_EXCERPTS: &str = "
+CREATE TABLE message_excerpts (
+    room_id     TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    portal_key  TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    excerpt     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (room_id, event_id)
+);
+CREATE INDEX message_excerpts_by_portal ON message_excerpts (portal_key);
+";
+
+/// PostgreSQL version 4: [`SQLITE_V4_EXCERPTS`] with BIGINT.
+pub const POSTGRES_V4_EXCERPTS: &str = "
+CREATE TABLE message_excerpts (
+    room_id     TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    portal_key  TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    excerpt     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (room_id, event_id)
+);
+CREATE INDEX message_excerpts_by_portal ON message_excerpts (portal_key);
+";
+
 /// Every SQLite migration in order; the schema version is the number applied.
 pub const SQLITE: &[&str] =
-    &[SQLITE_V1_SESSIONS_ACCOUNTS_LEASES, SQLITE_V2_MATRIX, SQLITE_V3_INBOX];
+    &[SQLITE_V1_SESSIONS_ACCOUNTS_LEASES, SQLITE_V2_MATRIX, SQLITE_V3_INBOX, SQLITE_V4_EXCERPTS];
 
 /// Every PostgreSQL migration in order (same versions as [`SQLITE`]).
-pub const POSTGRES: &[&str] =
-    &[POSTGRES_V1_SESSIONS_ACCOUNTS_LEASES, POSTGRES_V2_MATRIX, POSTGRES_V3_INBOX];
+pub const POSTGRES: &[&str] = &[
+    POSTGRES_V1_SESSIONS_ACCOUNTS_LEASES,
+    POSTGRES_V2_MATRIX,
+    POSTGRES_V3_INBOX,
+    POSTGRES_V4_EXCERPTS,
+];

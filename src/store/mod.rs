@@ -34,7 +34,7 @@ pub use conn::Conn;
 pub use handle::Store;
 pub use inbox::InboxRow;
 pub use postgres::ScratchDatabase;
-pub use rows::{AccountStateRow, Direction, Ghost, Media, MessageRow, Portal};
+pub use rows::{AccountStateRow, Direction, Excerpt, Ghost, Media, MessageRow, Portal};
 
 /// Why a store operation failed. Messages name the file, the server (host, port, database, user)
 /// or the account, never a stored secret nor a connection password.

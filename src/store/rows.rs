@@ -125,3 +125,14 @@ pub struct MessageRow {
     /// When it was sent (QQ `time` or the event's timestamp), Unix seconds.
     pub created_at: u64,
 }
+
+/// What a reply quotes of a bridged message: who sent it and its first characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Excerpt {
+    /// The portal of the message.
+    pub portal_key: String,
+    /// The sender's display name as the bridge knows it.
+    pub sender_name: String,
+    /// The first characters of its plain text.
+    pub text: String,
+}

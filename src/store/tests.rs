@@ -436,8 +436,31 @@ fn test_message_map_is_idempotent_and_found_both_ways() {
         part("e5#1", 200);
         assert_eq!(store.message_by_event(&room(1), &event(5)).unwrap(), Some(first), "{}", f.name);
 
+        // Excerpts for reply quotes: replaced by an edit, scoped to their room, and deleted
+        // with the portal.
+        let excerpt = |text: &str| Excerpt {
+            portal_key: "friend:a:10002".to_owned(),
+            sender_name: "Alice <b>".to_owned(),
+            text: text.to_owned(),
+        };
+        let (r1, e1) = (room(1), event(1));
+        store.blocking_call(move |c| c.put_excerpt(&r1, &e1, &excerpt("first"))).unwrap();
+        let (r1, e1) = (room(1), event(1));
+        store.blocking_call(move |c| c.put_excerpt(&r1, &e1, &excerpt("edited 你"))).unwrap();
+        let read = |r: u32, e: u32| {
+            let (r, e) = (room(r), event(e));
+            store.blocking_call(move |c| c.excerpt(&r, &e)).unwrap()
+        };
+        assert_eq!(read(1, 1), Some(excerpt("edited 你")), "{}", f.name);
+        assert_eq!(read(2, 1), None, "{}: another room", f.name);
+        store.upsert_portal(&portal("friend:a:10002", Some("a"), Some(1))).unwrap();
+        assert!(store.blocking_call(|c| c.set_portal_encrypted("friend:a:10002", true)).unwrap());
+        assert!(store.portal("friend:a:10002").unwrap().unwrap().encrypted, "{}", f.name);
+        assert!(!store.blocking_call(|c| c.set_portal_encrypted("friend:x:1", true)).unwrap());
+
         assert!(store.delete_portal("friend:a:10002").is_ok());
         assert_eq!(store.message_by_remote("friend:a:10002", "m1").unwrap(), None, "{}", f.name);
+        assert_eq!(read(1, 1), None, "{}: deleted with the portal", f.name);
     }
 }
 

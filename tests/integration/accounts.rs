@@ -134,16 +134,16 @@ async fn test_account_connects_delivers_events_and_sends() {
     }
     assert!(matches!(collector.events.lock().unwrap().first(), Some(PollEvent::Message(_))));
     // Queued before or after the sender exists, messages go out in order.
-    let first = account.send(QueueMessage {
-        chat: ChatKey::Friend(QqNumber::new(10002)),
-        content: Content::text("one"),
-    });
-    let second = account.send(QueueMessage {
-        chat: ChatKey::Friend(QqNumber::new(10002)),
-        content: Content::text("two"),
-    });
+    let first = account
+        .send(QueueMessage::new(ChatKey::Friend(QqNumber::new(10002)), Content::text("one")));
+    let (second, outcome) =
+        QueueMessage::tracked(ChatKey::Friend(QqNumber::new(10002)), Content::text("two"));
+    let second = account.send(second);
     first.await.unwrap();
     second.await.unwrap();
+    // Whoever queued a tracked message hears its final outcome.
+    let outcome = tokio::time::timeout(Duration::from_secs(20), outcome).await;
+    assert_eq!(outcome.unwrap().unwrap(), SendOutcome::Delivered);
     for _ in 0..50 {
         if te.sent(10001).await.len() == 2 {
             break;

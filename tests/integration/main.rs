@@ -8,6 +8,7 @@ mod tidy;
 
 mod accounts;
 mod bridge;
+mod bridge_outbound;
 mod cli;
 mod harness;
 mod manager;

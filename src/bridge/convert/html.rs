@@ -197,6 +197,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn test_hostile_html() {
+        let cases = [
+            ("<SCRIPT type=\"x\">alert('<b>hi</b>')</SCRIPT>ok", "ok"),
+            ("<style>p{}</style><p>styled</p>", "styled"),
+            ("<scr<script>ipt>x</script>", "ipt>x"),
+            ("&#60;script&#62; &#x3c;b&#x3e; &bogus; &amp;lt;", "<script> <b> &bogus; &lt;"),
+            ("<a href='javascript:alert(1)' onclick=\"x()\">click</a>", "click"),
+            ("<img src=x onerror=alert(1) alt=\"pic\">", "pic"),
+            ("<b><i><u><s>deep</s></u></i></b>", "deep"),
+            ("<ol><li><ul><li>nested</li></ul></li></ol>", "- \n- nested"),
+            ("<mx-reply><mx-reply>x</mx-reply></mx-reply>after", "after"),
+            ("<!-- unterminated comment", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(html_to_text(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn test_huge_nesting_is_linear_without_recursion() {
+        let depth = 200_000;
+        let html = format!("{}x{}", "<div><b>".repeat(depth), "</b></div>".repeat(depth));
+        assert_eq!(html_to_text(&html), "x");
+        let scripts =
+            format!("{}hidden{}shown", "<script>".repeat(depth), "</script>".repeat(depth));
+        assert_eq!(html_to_text(&scripts), "shown");
+        let open_tags = "<a ".repeat(depth);
+        assert_eq!(html_to_text(&open_tags), "");
+    }
+
     proptest::proptest! {
         #[test]
         fn test_html_to_text_never_panics(html in "(?s)[<>/a-z=\"' !\\-&;#0-9中]{0,200}") {

@@ -167,6 +167,21 @@ fn text_part(text: &str, font: Option<&Font>, opts: &ToMatrixOptions) -> MatrixP
     MatrixPart::Text { body, formatted_html }
 }
 
+/// A text part sent by the bot for a QQ speaker without a ghost (an unknown group member): the
+/// body reads `name: body`, and the formatted body, when there is one, gets the name escaped
+/// (QQ names are remote text, RELIABILITY.md §2). The name is cleaned of controls and line
+/// breaks first; images are returned unchanged.
+pub fn with_speaker(part: &MatrixPart, name: &str) -> MatrixPart {
+    let MatrixPart::Text { body, formatted_html } = part else { return part.clone() };
+    let name = strip_controls(name).split_whitespace().collect::<Vec<_>>().join(" ");
+    MatrixPart::Text {
+        body: format!("{name}: {body}"),
+        formatted_html: formatted_html
+            .as_ref()
+            .map(|html| format!("<strong>{}</strong>: {html}", escape_html(&name))),
+    }
+}
+
 /// The HTML-relevant part of a QQ font (protocol §5.2).
 #[derive(Default)]
 struct FontStyle {
@@ -289,6 +304,43 @@ mod tests {
             let want = MatrixPart::Text { body: body.into(), formatted_html: Some(html.into()) };
             assert_eq!(qq_to_matrix(&content, &opts), vec![want], "wire {wire:?}");
         }
+    }
+
+    #[test]
+    fn test_speaker_prefix_is_escaped_in_html() {
+        let styled = ToMatrixOptions { always_formatted: true, ..ToMatrixOptions::default() };
+        let cases = [
+            // (QQ name, wire text, options, body, formatted body)
+            (
+                "<script>x</script>",
+                "hi",
+                &styled,
+                "<script>x</script>: hi",
+                Some("<strong>&lt;script&gt;x&lt;/script&gt;</strong>: hi"),
+            ),
+            (
+                "A & \"B\" 'C'",
+                "&lt;i&gt;",
+                &styled,
+                "A & \"B\" 'C': <i>",
+                Some("<strong>A &amp; &quot;B&quot; &#39;C&#39;</strong>: &lt;i&gt;"),
+            ),
+            (
+                "two\nlines\u{1b}",
+                "t",
+                &styled,
+                "two lines: t",
+                Some("<strong>two lines</strong>: t"),
+            ),
+            ("<b>", "plain", &ToMatrixOptions::default(), "<b>: plain", None),
+        ];
+        for (name, wire, opts, body, html) in cases {
+            let parts = qq_to_matrix(&Content::text(wire), opts);
+            let want = MatrixPart::Text { body: body.into(), formatted_html: html.map(Into::into) };
+            assert_eq!(parts.iter().map(|p| with_speaker(p, name)).collect::<Vec<_>>(), vec![want]);
+        }
+        let image = MatrixPart::Image { qq_ref: PictureRef::CustomFace { name: "x.jpg".into() } };
+        assert_eq!(with_speaker(&image, "<b>"), image);
     }
 
     #[test]

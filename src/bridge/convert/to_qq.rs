@@ -120,6 +120,67 @@ pub fn replied_event_id(content: &RoomMessageEventContent) -> Option<&EventId> {
     }
 }
 
+/// The event an edit (`m.replace`) replaces; `None` for other messages.
+pub fn edited_event_id(content: &RoomMessageEventContent) -> Option<&EventId> {
+    match content.relates_to.as_ref()? {
+        Relation::Replacement(replacement) => Some(&replacement.event_id),
+        _ => None,
+    }
+}
+
+/// The size of the text a message asks to send, in bytes: its `body` (an edit's new one), or its
+/// formatted body when the body is empty; 0 for media without text. Checked against the hard
+/// cap before converting.
+pub fn text_bytes(content: &RoomMessageEventContent) -> usize {
+    let msgtype = match &content.relates_to {
+        Some(Relation::Replacement(replacement)) => &replacement.new_content.msgtype,
+        _ => &content.msgtype,
+    };
+    let (body, formatted) = match msgtype {
+        MessageType::Text(text) => (text.body.as_str(), text.formatted.as_ref()),
+        MessageType::Notice(notice) => (notice.body.as_str(), notice.formatted.as_ref()),
+        MessageType::Emote(emote) => (emote.body.as_str(), emote.formatted.as_ref()),
+        MessageType::Image(image) => (image.body.as_str(), image.formatted.as_ref()),
+        other => (other.body(), None),
+    };
+    match formatted {
+        Some(f) if body.trim().is_empty() => f.body.len(),
+        _ => body.len(),
+    }
+}
+
+/// What a later reply quotes of this message: its plain text (an edit's new text, reply fallback
+/// removed, HTML as text when the body is empty), whitespace collapsed, at most
+/// `2 ×` [`REPLY_QUOTE_CHARS`] characters; a picture is `[picture]`, other media their kind.
+pub fn excerpt(content: &RoomMessageEventContent) -> String {
+    let (msgtype, edit) = match &content.relates_to {
+        Some(Relation::Replacement(replacement)) => (&replacement.new_content.msgtype, true),
+        _ => (&content.msgtype, false),
+    };
+    let is_reply = !edit && content.relates_to.is_some();
+    let text = match msgtype {
+        MessageType::Image(_) => "[picture]".to_owned(),
+        MessageType::File(_) => "[file]".to_owned(),
+        MessageType::Audio(_) => "[audio]".to_owned(),
+        MessageType::Video(_) => "[video]".to_owned(),
+        MessageType::Location(_) => "[location]".to_owned(),
+        MessageType::Text(text) => message_text(&text.body, text.formatted.as_ref(), is_reply),
+        MessageType::Notice(notice) => {
+            message_text(&notice.body, notice.formatted.as_ref(), is_reply)
+        }
+        MessageType::Emote(emote) => {
+            format!("* {}", message_text(&emote.body, emote.formatted.as_ref(), is_reply))
+        }
+        other => message_text(other.body(), None, is_reply),
+    };
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(2 * REPLY_QUOTE_CHARS)
+        .collect()
+}
+
 /// Converts a Matrix message into QQ messages (pure, no IO).
 ///
 /// Text, notices and unknown types with a body become text: the plain `body` (reply fallback

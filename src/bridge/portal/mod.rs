@@ -24,8 +24,12 @@ use crate::webqq::content::{Content, normalize_for_echo};
 pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
 mod from_qq;
+mod outbound;
+mod permissions;
+mod replies;
 mod rooms;
 mod space;
+mod status;
 mod to_qq;
 
 /// Own sends remembered per portal to recognise their echo in poll2.
@@ -72,6 +76,11 @@ pub struct BridgeSettings {
     pub owners: BTreeMap<String, OwnedUserId>,
     /// Largest QQ picture bridged (`bridge.max_image_bytes`); larger ones become a notice.
     pub max_image_bytes: usize,
+    /// Largest text of one Matrix message sent to QQ (`bridge.max_text_bytes`); longer ones are
+    /// refused with a notice.
+    pub max_text_bytes: usize,
+    /// Send `com.beeper.message_send_status` events (`bridge.message_status_events`).
+    pub message_status_events: bool,
 }
 
 /// The bridge core.
@@ -82,6 +91,11 @@ pub struct Bridge {
     accounts: Addr<AccountManager>,
     /// Bodies of our own recent sends per portal key, to drop their poll2 echo.
     echoes: Mutex<HashMap<String, VecDeque<String>>>,
+    /// Per portal key, the turn of the last Matrix → QQ job: the next one waits for it
+    /// (`outbound.rs`).
+    chains: Mutex<HashMap<String, tokio::sync::oneshot::Receiver<()>>>,
+    /// Refusal notices already given (`permissions.rs`).
+    refusals: Mutex<permissions::NoticeLimiter>,
 }
 
 /// How one QQ message ended.
@@ -101,7 +115,15 @@ impl Bridge {
         store: Store,
         accounts: Addr<AccountManager>,
     ) -> Self {
-        Bridge { settings, matrix, store, accounts, echoes: Mutex::new(HashMap::new()) }
+        Bridge {
+            settings,
+            matrix,
+            store,
+            accounts,
+            echoes: Mutex::new(HashMap::new()),
+            chains: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(permissions::NoticeLimiter::new(permissions::REFUSAL_WINDOW)),
+        }
     }
 
     /// Whether `user` is the bot or one of our ghosts: their events come back to us in

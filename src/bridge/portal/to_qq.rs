@@ -1,101 +1,248 @@
-//! Matrix → QQ: the owner's messages and typing in a portal, converted and queued on the
-//! account's sender; pictures downloaded from the media repository and uploaded to QQ.
+//! Matrix → QQ: the events of a transaction sorted out (our own echoes, non-portals, non-owners,
+//! encryption, redactions, bad input), the owner's messages converted and handed to the ordered
+//! outbound queue (`outbound.rs`); the owner's typing; pictures downloaded from the media
+//! repository and uploaded to QQ.
 
-use ruma::RoomId;
-use ruma::events::{AnyMessageLikeEvent, AnyTimelineEvent, MessageLikeEvent};
+use std::sync::{Arc, PoisonError};
+use std::time::Instant;
+
+use ruma::events::AnyTimelineEvent;
+use ruma::events::room::message::RoomMessageEventContent;
 use ruma::serde::Raw;
+use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedUserId, RoomId};
 
 use crate::account::account_actor::{NotifyTyping, UploadPicture};
-use crate::account::manager::{NotifyTypingVia, SendVia, UploadPictureVia};
+use crate::account::manager::{NotifyTypingVia, UploadPictureVia};
 use crate::account::send_queue::ChatKey;
-use crate::account::sender_actor::QueueMessage;
-use crate::bridge::convert::to_qq::{OutgoingQq, ToQqOptions, matrix_to_qq};
+use crate::bridge::convert::to_qq::{
+    OutgoingQq, ReplyQuote, ToQqOptions, matrix_to_qq, replied_event_id, text_bytes,
+};
 use crate::bridge::ids;
-use crate::store::{Direction, MessageRow};
+use crate::store::{Direction, MessageRow, Portal};
 use crate::webqq::content::Content;
 use crate::webqq::session::unix_now;
 
+use super::outbound::Job;
+use super::permissions::Refusal;
+use super::status::SendStatus;
 use super::{Bridge, BridgeError, image_type};
 
+/// The fields every event has, read without trusting the rest of it.
+pub(super) struct EventHead {
+    /// `type`.
+    pub event_type: String,
+    /// `room_id`.
+    pub room_id: OwnedRoomId,
+    /// `sender`.
+    pub sender: OwnedUserId,
+    /// `event_id`.
+    pub event_id: OwnedEventId,
+    /// `state_key`, for state events.
+    pub state_key: Option<String>,
+}
+
+impl EventHead {
+    /// The head of `raw`, or `None` when one of the required fields is missing or invalid.
+    pub fn parse(raw: &Raw<AnyTimelineEvent>) -> Option<EventHead> {
+        Some(EventHead {
+            event_type: raw.get_field::<String>("type").ok()??,
+            room_id: raw.get_field::<OwnedRoomId>("room_id").ok()??,
+            sender: raw.get_field::<OwnedUserId>("sender").ok()??,
+            event_id: raw.get_field::<OwnedEventId>("event_id").ok()??,
+            state_key: raw.get_field::<String>("state_key").ok().flatten(),
+        })
+    }
+}
+
 impl Bridge {
-    /// Handles one timeline event of a transaction: a message of a portal's owner goes to QQ;
-    /// everything else (our own echoes, other rooms, other senders) is ignored. Answers whether
-    /// it was bridged.
-    pub async fn matrix_event(&self, raw: &Raw<AnyTimelineEvent>) -> Result<bool, BridgeError> {
-        let Ok(event) = raw.deserialize() else { return Ok(false) };
-        if self.is_ours(event.sender()) {
+    /// Handles one timeline event of a transaction. A message of a portal's owner is checked,
+    /// converted and queued for QQ (its status is reported later, `outbound.rs`); everything
+    /// else is refused with a reason: a notice where a person should know, else a debug log.
+    /// Answers whether a message was accepted for QQ. Never waits for QQ.
+    pub async fn matrix_event(
+        self: &Arc<Self>,
+        raw: &Raw<AnyTimelineEvent>,
+    ) -> Result<bool, BridgeError> {
+        let Some(head) = EventHead::parse(raw) else {
+            tracing::debug!("event without a valid type, room, sender or event id ignored");
+            return Ok(false);
+        };
+        if self.is_ours(&head.sender) {
+            self.remember_own_excerpt(&head, raw).await;
             return Ok(false);
         }
-        if let AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomRedaction(redaction)) = &event
-        {
-            // QQ has no recall in WebQQ: the owner must know the message stays on QQ.
-            let from_owner = self.settings.owners.values().any(|o| o == redaction.sender());
-            if from_owner && self.store.portal_by_room(redaction.room_id())?.is_some() {
+        let Some(portal) = self.store.portal_by_room(&head.room_id)? else {
+            tracing::debug!(room = %head.room_id, event_type = %head.event_type, "event outside the portals ignored");
+            return Ok(false);
+        };
+        let owner = portal.account_id.as_ref().and_then(|a| self.settings.owners.get(a));
+        let from_owner = owner == Some(&head.sender);
+        match head.event_type.as_str() {
+            "m.room.encryption" if head.state_key.is_some() => {
+                self.portal_encrypted(&portal, &head.room_id).await?;
+            }
+            "m.room.encrypted" => {
+                let text = "this message is encrypted, and the bridge does not support \
+                            encryption yet.";
+                self.refuse(&portal, &head, Refusal::Encrypted, SendStatus::unsupported(text));
+            }
+            "m.room.redaction" if from_owner => {
+                // QQ has no recall in WebQQ: the owner must know the message stays on QQ.
                 self.notice(
-                    redaction.room_id(),
+                    &head.room_id,
                     "QQ cannot retract messages: the redacted message stays on QQ.",
                 )
                 .await?;
             }
-            return Ok(false);
+            "m.reaction" if from_owner => {
+                let text = "QQ has no reactions; reactions are not bridged.";
+                self.refuse(&portal, &head, Refusal::Unsupported, SendStatus::unsupported(text));
+            }
+            "m.room.message" | "m.sticker" if !from_owner => {
+                let text = "only the owner's messages are bridged to QQ; this one was not sent.";
+                self.refuse(&portal, &head, Refusal::NotOwner, SendStatus::no_permission(text));
+            }
+            "m.room.message" | "m.sticker" => return self.owner_message(portal, head, raw).await,
+            other => {
+                tracing::debug!(room = %head.room_id, event_type = %other, "event type not bridged");
+            }
         }
-        let AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
-            MessageLikeEvent::Original(event),
-        )) = event
-        else {
-            return Ok(false);
-        };
-        let Some(portal) = self.store.portal_by_room(&event.room_id)? else { return Ok(false) };
+        Ok(false)
+    }
+
+    /// Tells the sender of `head` why it was not bridged, at most once per user, portal and
+    /// reason per hour ([`super::permissions::REFUSAL_WINDOW`]); the status event (when on)
+    /// goes every time.
+    fn refuse(
+        self: &Arc<Self>,
+        portal: &Portal,
+        head: &EventHead,
+        refusal: Refusal,
+        status: SendStatus,
+    ) {
+        let allowed = self.refusals.lock().unwrap_or_else(PoisonError::into_inner).allow(
+            &portal.portal_key,
+            head.sender.as_str(),
+            refusal,
+            Instant::now(),
+        );
+        tracing::debug!(room = %head.room_id, sender = %head.sender, ?refusal, told = allowed, "event refused");
+        self.report_later(&head.room_id, &head.event_id, status, allowed);
+    }
+
+    /// Marks the portal encrypted and tells the room once.
+    async fn portal_encrypted(&self, portal: &Portal, room: &RoomId) -> Result<(), BridgeError> {
+        if portal.encrypted {
+            return Ok(());
+        }
+        let key = portal.portal_key.clone();
+        self.store.call(move |c| c.set_portal_encrypted(&key, true)).await?;
+        tracing::info!(%room, portal = %portal.portal_key, "portal encrypted; encrypted events are not bridged");
+        self.notice(
+            room,
+            "This room is encrypted, but the bridge does not support encryption yet: encrypted \
+             messages here are not bridged to QQ.",
+        )
+        .await
+    }
+
+    /// An owner's `m.room.message` or `m.sticker`: read, claimed in the message map (so a
+    /// replayed transaction sends nothing twice), checked, converted and queued.
+    async fn owner_message(
+        self: &Arc<Self>,
+        portal: Portal,
+        head: EventHead,
+        raw: &Raw<AnyTimelineEvent>,
+    ) -> Result<bool, BridgeError> {
         let (Some(account), Some(chat)) =
             (portal.account_id.clone(), ids::chat_of(&portal.kind, &portal.remote_id))
         else {
+            tracing::debug!(portal = %portal.portal_key, "portal without an account or chat");
             return Ok(false);
         };
-        if self.settings.owners.get(&account) != Some(&event.sender) {
-            return Ok(false);
-        }
-        if self.store.message_by_event(&event.room_id, &event.event_id)?.is_some() {
-            return Ok(false);
-        }
-        let displayname = event.sender.localpart().to_owned();
-        let outgoing = match matrix_to_qq(&event.content, &ToQqOptions::new(&displayname)) {
-            Ok(outgoing) => outgoing,
-            Err(unsupported) => {
-                self.notice(&event.room_id, &format!("Not sent to QQ: {unsupported}")).await?;
-                return Ok(false);
-            }
-        };
-        for message in outgoing {
-            let content = match message {
-                OutgoingQq::Text(content) => content,
-                OutgoingQq::Image { mxc, caption, .. } => {
-                    match self.picture_to_qq(&account, chat, &mxc, caption).await {
-                        Ok(content) => content,
-                        Err(reason) => {
-                            let text = format!("Not sent to QQ: the picture {reason}");
-                            self.notice(&event.room_id, &text).await?;
-                            continue;
-                        }
-                    }
-                }
-            };
-            self.remember_echo(&portal.portal_key, &content);
-            if !self.send_to_qq(&account, chat, content).await {
-                let text = "Not sent to QQ: the QQ account of this chat is not running.";
-                self.notice(&event.room_id, text).await?;
-                return Ok(false);
-            }
-        }
-        self.store.insert_message(&MessageRow {
+        let claimed = self.store.insert_message(&MessageRow {
             portal_key: portal.portal_key.clone(),
-            remote_key: format!("mx:{}", event.event_id),
-            room_id: event.room_id.clone(),
-            event_id: event.event_id.clone(),
+            remote_key: format!("mx:{}", head.event_id),
+            room_id: head.room_id.clone(),
+            event_id: head.event_id.clone(),
             direction: Direction::MatrixToQq,
-            sender: event.sender.to_string(),
+            sender: head.sender.to_string(),
             created_at: unix_now(),
         })?;
+        if !claimed {
+            tracing::debug!(event = %head.event_id, "Matrix message already handled");
+            return Ok(false);
+        }
+        let messages = match self.convert(&portal, &head, raw).await {
+            Ok(messages) => messages,
+            Err(status) => {
+                self.report_later(&head.room_id, &head.event_id, status, true);
+                return Ok(false);
+            }
+        };
+        self.enqueue(Job {
+            room: head.room_id,
+            event_id: head.event_id,
+            portal_key: portal.portal_key,
+            account,
+            chat,
+            messages,
+        });
         Ok(true)
+    }
+
+    /// The QQ messages of an owner's message, or the status saying why there are none.
+    async fn convert(
+        &self,
+        portal: &Portal,
+        head: &EventHead,
+        raw: &Raw<AnyTimelineEvent>,
+    ) -> Result<Vec<OutgoingQq>, SendStatus> {
+        let unreadable = |e: serde_json::Error| {
+            let mut why = e.to_string();
+            why.truncate(why.floor_char_boundary(200));
+            SendStatus::unsupported(format!("the message could not be read ({why})."))
+        };
+        if head.event_type == "m.sticker" {
+            let content = raw.get_field::<serde_json::Value>("content").map_err(unreadable)?;
+            let mxc = content
+                .as_ref()
+                .and_then(|c| c.get("url"))
+                .and_then(serde_json::Value::as_str)
+                .map(OwnedMxcUri::from)
+                .ok_or_else(|| SendStatus::unsupported("the sticker has no picture."))?;
+            let image = OutgoingQq::Image {
+                mxc,
+                filename: None,
+                mimetype: None,
+                size: None,
+                caption: vec![],
+            };
+            return Ok(vec![image]);
+        }
+        let content = raw
+            .get_field::<RoomMessageEventContent>("content")
+            .map_err(unreadable)?
+            .ok_or_else(|| SendStatus::unsupported("the message has no content."))?;
+        let bytes = text_bytes(&content);
+        if bytes > self.settings.max_text_bytes {
+            return Err(SendStatus::unsupported(format!(
+                "the text is {bytes} bytes long; at most {} bytes go to QQ in one message \
+                 (bridge.max_text_bytes).",
+                self.settings.max_text_bytes
+            )));
+        }
+        self.remember_excerpt(portal, head, head.sender.localpart(), &content).await;
+        let quote = match replied_event_id(&content) {
+            Some(replied) => self.reply_quote(portal, &head.room_id, replied).await,
+            None => None,
+        };
+        let displayname = head.sender.localpart();
+        let mut opts = ToQqOptions::new(displayname);
+        opts.max_body_bytes = self.settings.max_text_bytes;
+        opts.reply_to = quote.as_ref().map(|(name, text)| ReplyQuote { name, text });
+        matrix_to_qq(&content, &opts)
+            .map_err(|unsupported| SendStatus::unsupported(unsupported.reason))
     }
 
     /// Handles one ephemeral event of a transaction: the owner typing in a friend portal is
@@ -125,18 +272,6 @@ impl Bridge {
             self.accounts.do_send(NotifyTypingVia { account, typing });
         }
         Ok(())
-    }
-
-    /// Queues `content` on `account`'s sender; `false` (logged) when the account is not running.
-    pub(super) async fn send_to_qq(&self, account: &str, chat: ChatKey, content: Content) -> bool {
-        let send = SendVia { account: account.to_owned(), message: QueueMessage { chat, content } };
-        match self.accounts.send(send).await {
-            Ok(Some(_)) => true,
-            Ok(None) | Err(_) => {
-                tracing::warn!(%account, "message for QQ not queued: the account is not running");
-                false
-            }
-        }
     }
 
     /// A Matrix picture as QQ content: downloaded from the homeserver (size-capped), checked to
@@ -173,5 +308,42 @@ impl Bridge {
         let mut content = Content { font: None, segments: caption };
         content.push(segment);
         Ok(content)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn test_event_head_reads_only_valid_heads() {
+        let good = json!({"type": "m.room.message", "room_id": "!r:x", "sender": "@a:x",
+                          "event_id": "$e", "content": {"nonsense": [1, 2]}});
+        /// The parsed type and state key.
+        type Head<'a> = Option<(&'a str, Option<&'a str>)>;
+        // (change to the good event, parsed head)
+        let cases: Vec<(serde_json::Value, Head<'_>)> = vec![
+            (json!({}), Some(("m.room.message", None))),
+            (
+                json!({"type": "m.room.encryption", "state_key": ""}),
+                Some(("m.room.encryption", Some(""))),
+            ),
+            (json!({"type": 5}), None),
+            (json!({"room_id": null}), None),
+            (json!({"room_id": "not a room"}), None),
+            (json!({"sender": "nobody"}), None),
+            (json!({"event_id": ""}), None),
+        ];
+        for (change, want) in cases {
+            let mut event = good.clone();
+            for (key, value) in change.as_object().unwrap() {
+                event[key] = value.clone();
+            }
+            let raw: Raw<AnyTimelineEvent> = serde_json::from_value(event.clone()).unwrap();
+            let head = EventHead::parse(&raw);
+            let got = head.as_ref().map(|h| (h.event_type.as_str(), h.state_key.as_deref()));
+            assert_eq!(got, want, "{event}");
+        }
     }
 }

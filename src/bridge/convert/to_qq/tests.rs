@@ -363,3 +363,45 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn test_excerpt_text_bytes_and_edited_event() {
+    let long = "0123456789".repeat(10);
+    // (content, excerpt, text bytes, edited event)
+    let cases: Vec<(Value, &str, usize, Option<&str>)> = vec![
+        (json!({"msgtype": "m.text", "body": "  hello\n\n  world "}), "hello world", 17, None),
+        (json!({"msgtype": "m.text", "body": long}), &long[..60], 100, None),
+        (
+            json!({"msgtype": "m.text", "body": "> <@a:x> old\n\nnew text",
+                   "m.relates_to": {"m.in_reply_to": {"event_id": "$old"}}}),
+            "new text",
+            22,
+            None,
+        ),
+        (
+            json!({"msgtype": "m.text", "body": "* fixed",
+                   "m.new_content": {"msgtype": "m.text", "body": "fixed <b>"},
+                   "m.relates_to": {"rel_type": "m.replace", "event_id": "$orig"}}),
+            "fixed <b>",
+            9,
+            Some("$orig"),
+        ),
+        (json!({"msgtype": "m.emote", "body": "waves"}), "* waves", 5, None),
+        (
+            json!({"msgtype": "m.text", "body": "", "format": "org.matrix.custom.html",
+                   "formatted_body": "<script>x</script><p>from &amp; html</p>"}),
+            "from & html",
+            40,
+            None,
+        ),
+        (json!({"msgtype": "m.image", "body": "p.png", "url": "mxc://x/y"}), "[picture]", 5, None),
+        (json!({"msgtype": "m.file", "body": "f.zip", "url": "mxc://x/y"}), "[file]", 5, None),
+        (json!({"msgtype": "org.example.custom", "body": "custom"}), "custom", 6, None),
+    ];
+    for (content, want_excerpt, want_bytes, want_edited) in cases {
+        let parsed = event(content.clone());
+        assert_eq!(excerpt(&parsed), want_excerpt, "{content}");
+        assert_eq!(text_bytes(&parsed), want_bytes, "{content}");
+        assert_eq!(edited_event_id(&parsed).map(|e| e.as_str()), want_edited, "{content}");
+    }
+}
