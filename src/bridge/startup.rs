@@ -160,6 +160,13 @@ pub async fn start(
         ServerSettings::new(Token::new(registration.hs_token.expose().clone()));
     server_settings.max_body_bytes =
         usize::try_from(config.appservice.max_body_bytes).unwrap_or(usize::MAX);
+    let replayed = bridge.replay_outbox().await;
+    if replayed > 0 {
+        tracing::info!(
+            messages = replayed,
+            "Matrix messages of the previous run queued for QQ again"
+        );
+    }
     let intake = Arc::new(Intake::new(bridge, store));
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(appservice::serve(

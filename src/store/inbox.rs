@@ -1,9 +1,13 @@
-//! The QQ inbox on [`Conn`]: QQ events persisted between poll2 and Matrix, so that a crash after
-//! poll2 returned them loses nothing (RELIABILITY.md §1.1). The events are opaque JSON here.
+//! The two persisted queues on [`Conn`] (RELIABILITY.md §1.1): the QQ inbox (events between
+//! poll2 and Matrix) and the Matrix outbox (owner messages between the transaction's 200 and QQ's
+//! outcome), so a crash loses neither. Events are opaque JSON here.
+
+use ruma::{OwnedEventId, OwnedRoomId, RoomId};
 
 use super::StoreError;
 use super::backend::Row;
 use super::conn::{Conn, now, to_i64};
+use super::rows::MessageRow;
 
 /// One event waiting in the inbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,7 +22,78 @@ pub struct InboxRow {
     pub event_json: String,
 }
 
+/// One Matrix event waiting in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// The portal room.
+    pub room_id: OwnedRoomId,
+    /// The event.
+    pub event_id: OwnedEventId,
+    /// Order of acceptance; replay goes by it.
+    pub seq: u64,
+    /// The event as the homeserver sent it.
+    pub event_json: String,
+}
+
 impl Conn {
+    /// Claims `message` in the message map and, when the claim is new, puts `row` in the
+    /// outbox, in one transaction. `true` when the message was new (to be sent); `false` when it
+    /// was claimed before (a replayed transaction: nothing to do).
+    pub fn claim_for_outbox(
+        &mut self,
+        message: &MessageRow,
+        row: &OutboxRow,
+    ) -> Result<bool, StoreError> {
+        self.transaction(|conn| {
+            if !conn.insert_message(message)? {
+                return Ok(false);
+            }
+            conn.exec(
+                "save Matrix event for QQ",
+                "INSERT INTO mx_outbox (room_id, event_id, seq, event_json, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, event_id) DO NOTHING",
+                &[
+                    row.room_id.as_str().into(),
+                    row.event_id.as_str().into(),
+                    to_i64(row.seq).into(),
+                    row.event_json.as_str().into(),
+                    now().into(),
+                ],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// Forgets a Matrix event whose QQ outcome is known; `true` if it was there.
+    pub fn outbox_done(&mut self, room_id: &RoomId, event_id: &str) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "forget settled Matrix event",
+            "DELETE FROM mx_outbox WHERE room_id = $1 AND event_id = $2",
+            &[room_id.as_str().into(), event_id.into()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Every Matrix event accepted and not settled on QQ, oldest first.
+    pub fn outbox(&mut self) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = self.rows(
+            "mx_outbox",
+            "read Matrix outbox",
+            "SELECT room_id, event_id, seq, event_json FROM mx_outbox ORDER BY seq",
+            &[],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxRow {
+                    room_id: super::matrix::room_id(row, 0)?,
+                    event_id: super::matrix::event_id(row, 1)?,
+                    seq: row.uint(2)?,
+                    event_json: row.text(3)?,
+                })
+            })
+            .collect()
+    }
+
     /// Persists `rows` in one transaction: all or none.
     pub fn inbox_push(&mut self, rows: &[InboxRow]) -> Result<(), StoreError> {
         self.transaction(|conn| {

@@ -446,7 +446,7 @@ fn ghost_qq(qq: QqNumber) -> Result<Value, StoreError> {
         .map_err(|_| StoreError::OutOfRange { account_id: String::from("(ghost)"), qq: qq.get() })
 }
 
-fn room_id(row: &Row, index: usize) -> Result<OwnedRoomId, StoreError> {
+pub(super) fn room_id(row: &Row, index: usize) -> Result<OwnedRoomId, StoreError> {
     let text = row.text(index)?;
     OwnedRoomId::try_from(text).map_err(|e| StoreError::CorruptRow {
         table: row.table,
@@ -454,7 +454,7 @@ fn room_id(row: &Row, index: usize) -> Result<OwnedRoomId, StoreError> {
     })
 }
 
-fn event_id(row: &Row, index: usize) -> Result<OwnedEventId, StoreError> {
+pub(super) fn event_id(row: &Row, index: usize) -> Result<OwnedEventId, StoreError> {
     let text = row.text(index)?;
     OwnedEventId::try_from(text).map_err(|e| StoreError::CorruptRow {
         table: row.table,

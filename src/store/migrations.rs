@@ -232,9 +232,40 @@ CREATE TABLE message_excerpts (
 CREATE INDEX message_excerpts_by_portal ON message_excerpts (portal_key);
 ";
 
+/// SQLite version 5: `mx_outbox`, owner messages accepted from Matrix (answered 200) and not yet
+/// settled on QQ (RELIABILITY.md §1.1): written with the message-map claim, deleted once QQ's
+/// outcome is known, replayed in `seq` order at start.
+pub const SQLITE_V5_OUTBOX: &str = "
+CREATE TABLE mx_outbox (
+    room_id    TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    event_json TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (room_id, event_id)
+);
+";
+
+/// PostgreSQL version 5: [`SQLITE_V5_OUTBOX`] with BIGINT.
+pub const POSTGRES_V5_OUTBOX: &str = "
+CREATE TABLE mx_outbox (
+    room_id    TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    seq        BIGINT NOT NULL,
+    event_json TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (room_id, event_id)
+);
+";
+
 /// Every SQLite migration in order; the schema version is the number applied.
-pub const SQLITE: &[&str] =
-    &[SQLITE_V1_SESSIONS_ACCOUNTS_LEASES, SQLITE_V2_MATRIX, SQLITE_V3_INBOX, SQLITE_V4_EXCERPTS];
+pub const SQLITE: &[&str] = &[
+    SQLITE_V1_SESSIONS_ACCOUNTS_LEASES,
+    SQLITE_V2_MATRIX,
+    SQLITE_V3_INBOX,
+    SQLITE_V4_EXCERPTS,
+    SQLITE_V5_OUTBOX,
+];
 
 /// Every PostgreSQL migration in order (same versions as [`SQLITE`]).
 pub const POSTGRES: &[&str] = &[
@@ -242,4 +273,5 @@ pub const POSTGRES: &[&str] = &[
     POSTGRES_V2_MATRIX,
     POSTGRES_V3_INBOX,
     POSTGRES_V4_EXCERPTS,
+    POSTGRES_V5_OUTBOX,
 ];

@@ -23,6 +23,8 @@ pub mod inbox;
 pub mod matrix;
 pub mod migrations;
 pub mod postgres;
+#[cfg(test)]
+mod queue_tests;
 pub mod rows;
 pub mod sqlite;
 #[cfg(test)]
@@ -32,7 +34,7 @@ use std::path::PathBuf;
 
 pub use conn::Conn;
 pub use handle::Store;
-pub use inbox::InboxRow;
+pub use inbox::{InboxRow, OutboxRow};
 pub use postgres::ScratchDatabase;
 pub use rows::{AccountStateRow, Direction, Excerpt, Ghost, Media, MessageRow, Portal};
 

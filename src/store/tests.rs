@@ -14,9 +14,9 @@ use crate::webqq::session::Session;
 use crate::webqq::{ClientId, QqNumber, Secret, Uin};
 
 /// One backend under test: a store, and how to open another connection to the same database.
-struct Fixture {
-    name: &'static str,
-    store: Store,
+pub(super) struct Fixture {
+    pub(super) name: &'static str,
+    pub(super) store: Store,
     target: Target,
     _dir: Option<tempfile::TempDir>,
 }
@@ -27,7 +27,7 @@ enum Target {
 }
 
 impl Fixture {
-    fn reopen(&self) -> Store {
+    pub(super) fn reopen(&self) -> Store {
         match &self.target {
             Target::Sqlite(path) => Store::open_sqlite(path).unwrap(),
             Target::Postgres(db) => Store::open_postgres(db.url()).unwrap(),
@@ -37,7 +37,7 @@ impl Fixture {
 
 /// SQLite in a temp file; PostgreSQL in a scratch database when the environment names a server
 /// (a server that is named but unreachable fails the test).
-fn fixtures() -> Vec<Fixture> {
+pub(super) fn fixtures() -> Vec<Fixture> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite3");
     let mut out = vec![Fixture {
@@ -75,11 +75,11 @@ fn session(qq: u64, token: &str) -> Session {
     }
 }
 
-fn room(n: u32) -> OwnedRoomId {
+pub(super) fn room(n: u32) -> OwnedRoomId {
     OwnedRoomId::try_from(format!("!room{n}:example.org")).unwrap()
 }
 
-fn event(n: u32) -> OwnedEventId {
+pub(super) fn event(n: u32) -> OwnedEventId {
     OwnedEventId::try_from(format!("$event{n}")).unwrap()
 }
 
@@ -376,26 +376,6 @@ fn test_media_and_bridge_state() {
         assert_eq!(store.kv_get("bot_registered").unwrap().as_deref(), Some("yes"), "{}", f.name);
         assert!(store.kv_delete("bot_registered").unwrap());
         assert!(!store.kv_delete("bot_registered").unwrap());
-    }
-}
-
-#[test]
-fn test_inbox_keeps_events_in_order_until_done_and_across_reopen() {
-    for f in fixtures() {
-        let row = |seq: u64, lane: &str| InboxRow {
-            seq,
-            account_id: "alice".into(),
-            lane: lane.into(),
-            event_json: format!("{{\"n\":{seq}}}"),
-        };
-        f.store.inbox_push(vec![row(20, "b"), row(10, "a")]).unwrap();
-        f.store.inbox_push(vec![row(30, "a")]).unwrap();
-        // A batch with a clash is refused whole: nothing of it is half-stored.
-        assert!(f.store.inbox_push(vec![row(40, "a"), row(30, "a")]).is_err(), "{}", f.name);
-        assert!(f.store.inbox_done(20).unwrap());
-        assert!(!f.store.inbox_done(20).unwrap());
-        let left = f.reopen().inbox().unwrap();
-        assert_eq!(left, vec![row(10, "a"), row(30, "a")], "{}", f.name);
     }
 }
 

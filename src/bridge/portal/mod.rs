@@ -25,6 +25,7 @@ pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from
 
 mod from_qq;
 mod outbound;
+mod outbox;
 mod permissions;
 mod replies;
 mod rooms;
@@ -96,6 +97,12 @@ pub struct Bridge {
     chains: Mutex<HashMap<String, tokio::sync::oneshot::Receiver<()>>>,
     /// Refusal notices already given (`permissions.rs`).
     refusals: Mutex<permissions::NoticeLimiter>,
+    /// The last outbox sequence number given out (`outbox.rs`).
+    outbox_seq: std::sync::atomic::AtomicU64,
+    /// When the bridge was made (`outbound.rs` waits for accounts shortly after).
+    started_at: std::time::Instant,
+    /// Accounts a message was queued on since the start (`outbound.rs`).
+    seen_running: Mutex<std::collections::HashSet<String>>,
 }
 
 /// How one QQ message ended.
@@ -123,6 +130,9 @@ impl Bridge {
             echoes: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
             refusals: Mutex::new(permissions::NoticeLimiter::new(permissions::REFUSAL_WINDOW)),
+            outbox_seq: std::sync::atomic::AtomicU64::new(0),
+            started_at: std::time::Instant::now(),
+            seen_running: Mutex::new(std::collections::HashSet::new()),
         }
     }
 

@@ -23,6 +23,9 @@ use super::status::{SendStatus, combine};
 /// reconnecting or waiting for a login holds its messages).
 pub const PENDING_PATIENCE: Duration = Duration::from_secs(120);
 
+/// How long after the bridge's start a message waits for its account to be added.
+pub const START_GRACE: Duration = Duration::from_secs(30);
+
 /// One accepted Matrix message on its way to QQ.
 pub(super) struct Job {
     /// Its room.
@@ -99,19 +102,41 @@ impl Bridge {
     }
 
     /// Queues `content` on `account`'s sender; `None` (logged) when the account is not running.
+    /// Within [`START_GRACE`] of the bridge's start an account never seen running is waited
+    /// for: the process adds its accounts just after start-up, and messages replayed from the
+    /// outbox (or sent by a quick homeserver) must not fail for that. An account that ran and
+    /// stopped is told at once.
     async fn queue_on_account(
         &self,
         account: &str,
         chat: ChatKey,
         content: Content,
     ) -> Option<oneshot::Receiver<SendOutcome>> {
-        let (message, outcome) = QueueMessage::tracked(chat, content);
-        let send = SendVia { account: account.to_owned(), message };
-        match self.accounts.send(send).await {
-            Ok(Some(_)) => Some(outcome),
-            Ok(None) | Err(_) => {
-                tracing::warn!(%account, "message for QQ not queued: the account is not running");
-                None
+        loop {
+            let (message, outcome) = QueueMessage::tracked(chat, content.clone());
+            let send = SendVia { account: account.to_owned(), message };
+            match self.accounts.send(send).await {
+                Ok(Some(_)) => {
+                    let mut seen = self.seen_running.lock().unwrap_or_else(PoisonError::into_inner);
+                    if !seen.contains(account) {
+                        seen.insert(account.to_owned());
+                    }
+                    return Some(outcome);
+                }
+                Ok(None)
+                    if self.started_at.elapsed() < START_GRACE
+                        && !self
+                            .seen_running
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .contains(account) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(None) | Err(_) => {
+                    tracing::warn!(%account, "message for QQ not queued: the account is not running");
+                    return None;
+                }
             }
         }
     }
@@ -151,6 +176,7 @@ impl Bridge {
             self.notice_reply(&job.room, &job.event_id, "Delivered to QQ after all.").await;
         }
         tracing::debug!(room = %job.room, event = %job.event_id, status = status.status.as_str(), "message for QQ finished");
+        self.settle(&job.room, &job.event_id).await;
         self.report(&job.room, &job.event_id, &status).await;
     }
 }

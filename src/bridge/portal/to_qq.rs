@@ -18,7 +18,7 @@ use crate::bridge::convert::to_qq::{
     OutgoingQq, ReplyQuote, ToQqOptions, matrix_to_qq, replied_event_id, text_bytes,
 };
 use crate::bridge::ids;
-use crate::store::{Direction, MessageRow, Portal};
+use crate::store::{Direction, MessageRow, OutboxRow, Portal};
 use crate::webqq::content::Content;
 use crate::webqq::session::unix_now;
 
@@ -160,7 +160,7 @@ impl Bridge {
             tracing::debug!(portal = %portal.portal_key, "portal without an account or chat");
             return Ok(false);
         };
-        let claimed = self.store.insert_message(&MessageRow {
+        let message = MessageRow {
             portal_key: portal.portal_key.clone(),
             remote_key: format!("mx:{}", head.event_id),
             room_id: head.room_id.clone(),
@@ -168,16 +168,38 @@ impl Bridge {
             direction: Direction::MatrixToQq,
             sender: head.sender.to_string(),
             created_at: unix_now(),
-        })?;
+        };
+        let row = OutboxRow {
+            room_id: head.room_id.clone(),
+            event_id: head.event_id.clone(),
+            seq: self.next_outbox_seq(),
+            event_json: raw.json().get().to_owned(),
+        };
+        let claimed = self.store.call(move |c| c.claim_for_outbox(&message, &row)).await?;
         if !claimed {
             tracing::debug!(event = %head.event_id, "Matrix message already handled");
             return Ok(false);
         }
+        Ok(self.send_accepted(portal, head, raw, account, chat).await)
+    }
+
+    /// Converts and queues an owner's message that is claimed and in the outbox (also one
+    /// replayed after a restart). `false` when it cannot go to QQ: its status is reported and
+    /// it leaves the outbox.
+    pub(super) async fn send_accepted(
+        self: &Arc<Self>,
+        portal: Portal,
+        head: EventHead,
+        raw: &Raw<AnyTimelineEvent>,
+        account: String,
+        chat: ChatKey,
+    ) -> bool {
         let messages = match self.convert(&portal, &head, raw).await {
             Ok(messages) => messages,
             Err(status) => {
                 self.report_later(&head.room_id, &head.event_id, status, true);
-                return Ok(false);
+                self.settle(&head.room_id, &head.event_id).await;
+                return false;
             }
         };
         self.enqueue(Job {
@@ -188,7 +210,7 @@ impl Bridge {
             chat,
             messages,
         });
-        Ok(true)
+        true
     }
 
     /// The QQ messages of an owner's message, or the status saying why there are none.

@@ -1,0 +1,79 @@
+//! The Matrix outbox seen from the bridge (RELIABILITY.md §1.1): an owner's message is claimed
+//! and persisted before its transaction is answered, leaves the outbox once QQ's outcome is
+//! known, and is sent again at start if a crash came in between.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ruma::RoomId;
+use ruma::events::AnyTimelineEvent;
+use ruma::serde::Raw;
+
+use crate::bridge::ids;
+
+use super::Bridge;
+use super::to_qq::EventHead;
+
+impl Bridge {
+    /// An outbox sequence number above every one given before, also by earlier runs of the
+    /// process (microseconds of the clock, bumped when the clock has not moved on).
+    pub(super) fn next_outbox_seq(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let previous = self
+            .outbox_seq
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(now.max(last.saturating_add(1)))
+            })
+            .unwrap_or(now);
+        now.max(previous.saturating_add(1))
+    }
+
+    /// Takes a message whose QQ outcome is known out of the outbox. A failure only means the
+    /// message is offered to QQ once more after the next restart.
+    pub(super) async fn settle(&self, room: &RoomId, event_id: &ruma::EventId) {
+        let (room, event) = (room.to_owned(), event_id.to_string());
+        if let Err(error) = self.store.call(move |c| c.outbox_done(&room, &event)).await {
+            tracing::warn!(%error, "settled Matrix message left in the outbox");
+        }
+    }
+
+    /// Queues again every owner message a previous run accepted and did not settle, oldest
+    /// first; call before the appservice server takes new transactions, so they queue behind.
+    /// Answers how many were queued. Each one may reach QQ twice if the crash came after QQ
+    /// accepted it and before it was settled: those are logged as possible duplicates.
+    pub async fn replay_outbox(self: &Arc<Self>) -> usize {
+        let rows = match self.store.call(|c| c.outbox()).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::error!(%error, "Matrix outbox not readable: messages of a crashed run not resent");
+                return 0;
+            }
+        };
+        let mut queued = 0;
+        for row in rows {
+            self.outbox_seq.fetch_max(row.seq, Ordering::Relaxed);
+            let parsed = serde_json::from_str::<Raw<AnyTimelineEvent>>(&row.event_json)
+                .ok()
+                .and_then(|raw| EventHead::parse(&raw).map(|head| (raw, head)));
+            let portal = self.store.portal_by_room(&row.room_id).ok().flatten();
+            let target = portal
+                .as_ref()
+                .and_then(|p| Some((p.account_id.clone()?, ids::chat_of(&p.kind, &p.remote_id)?)));
+            match (parsed, portal, target) {
+                (Some((raw, head)), Some(portal), Some((account, chat))) => {
+                    tracing::warn!(room = %row.room_id, event = %row.event_id, "Matrix message not settled before the restart: sent to QQ again (a possible duplicate)");
+                    if self.send_accepted(portal, head, &raw, account, chat).await {
+                        queued += 1;
+                    }
+                }
+                _ => {
+                    tracing::error!(room = %row.room_id, event = %row.event_id, "Matrix message in the outbox has no portal or cannot be read: dropped");
+                    self.settle(&row.room_id, &row.event_id).await;
+                }
+            }
+        }
+        queued
+    }
+}

@@ -1,0 +1,64 @@
+//! Tests of the persisted queues (`inbox.rs`): the QQ inbox and the Matrix outbox, on SQLite and,
+//! when `QQBRIDGE_TEST_POSTGRES_URL` is set, PostgreSQL.
+
+use super::tests::{event, fixtures, room};
+use super::*;
+
+#[test]
+fn test_inbox_keeps_events_in_order_until_done_and_across_reopen() {
+    for f in fixtures() {
+        let row = |seq: u64, lane: &str| InboxRow {
+            seq,
+            account_id: "alice".into(),
+            lane: lane.into(),
+            event_json: format!("{{\"n\":{seq}}}"),
+        };
+        f.store.inbox_push(vec![row(20, "b"), row(10, "a")]).unwrap();
+        f.store.inbox_push(vec![row(30, "a")]).unwrap();
+        // A batch with a clash is refused whole: nothing of it is half-stored.
+        assert!(f.store.inbox_push(vec![row(40, "a"), row(30, "a")]).is_err(), "{}", f.name);
+        assert!(f.store.inbox_done(20).unwrap());
+        assert!(!f.store.inbox_done(20).unwrap());
+        let left = f.reopen().inbox().unwrap();
+        assert_eq!(left, vec![row(10, "a"), row(30, "a")], "{}", f.name);
+    }
+}
+
+#[test]
+fn test_outbox_is_written_with_the_claim_and_only_then() {
+    for f in fixtures() {
+        let message = |n: u32| MessageRow {
+            portal_key: "friend:me:10002".into(),
+            remote_key: format!("mx:{}", event(n)),
+            room_id: room(1),
+            event_id: event(n),
+            direction: Direction::MatrixToQq,
+            sender: "@owner:example.org".into(),
+            created_at: 1,
+        };
+        let row = |n: u32, seq: u64| OutboxRow {
+            room_id: room(1),
+            event_id: event(n),
+            seq,
+            event_json: format!("{{\"n\":{n}}}"),
+        };
+        let store = &f.store;
+        let claim = |n: u32, seq: u64| {
+            let (m, r) = (message(n), row(n, seq));
+            store.blocking_call(move |c| c.claim_for_outbox(&m, &r)).unwrap()
+        };
+        assert!(claim(2, 20), "{}", f.name);
+        assert!(claim(1, 10), "{}", f.name);
+        // A replayed transaction claims nothing and leaves no second row.
+        assert!(!claim(2, 30), "{}", f.name);
+        assert_eq!(store.blocking_call(|c| c.outbox()).unwrap(), vec![row(1, 10), row(2, 20)]);
+        let done =
+            |n: u32| store.blocking_call(move |c| c.outbox_done(&room(1), event(n).as_str()));
+        assert!(done(1).unwrap());
+        assert!(!done(1).unwrap());
+        let left = f.reopen().blocking_call(|c| c.outbox()).unwrap();
+        assert_eq!(left, vec![row(2, 20)], "{}", f.name);
+        // The claim stays: settled or not, the message is never sent again by a replay.
+        assert!(!claim(1, 40), "{}", f.name);
+    }
+}
