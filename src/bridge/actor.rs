@@ -57,8 +57,30 @@ async fn bridge_one(bridge: &Bridge, account: &str, event: &QqEvent) {
         },
         QqEvent::Unbridgeable { poll_type, reason } => {
             tracing::warn!(%account, %poll_type, %reason, "QQ event not bridged");
+            bridge.qq_unbridgeable(account, poll_type, reason).await;
         }
-        QqEvent::Kicked { reason } => tracing::warn!(%account, %reason, "kicked by QQ"),
+        QqEvent::Kicked { reason } => {
+            tracing::warn!(%account, %reason, "kicked by QQ");
+            bridge.qq_kicked(account, reason).await;
+        }
+        QqEvent::AccountState { state, reason } => {
+            bridge.qq_account_state(account, *state, reason.as_deref()).await;
+        }
+        QqEvent::MemberJoined(change) => {
+            if let Err(error) = bridge.qq_member_joined(account, change).await {
+                tracing::warn!(%account, group = %change.group, member = %change.member, %error, "join not bridged");
+            }
+        }
+        QqEvent::MemberLeft(change) => {
+            if let Err(error) = bridge.qq_member_left(account, change).await {
+                tracing::warn!(%account, group = %change.group, member = %change.member, %error, "leave not bridged");
+            }
+        }
+        QqEvent::Presence { friend, status } => {
+            if let Err(error) = bridge.qq_presence(*friend, status).await {
+                tracing::debug!(%account, %friend, %error, "presence not set");
+            }
+        }
         QqEvent::Typing { from } => {
             if let Err(error) = bridge.qq_typing(account, *from).await {
                 tracing::debug!(%account, %error, "typing not shown");

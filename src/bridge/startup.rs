@@ -130,6 +130,10 @@ pub async fn start(
         displayname_template: config.bridge.displayname_template.clone(),
         owners,
         max_image_bytes: usize::try_from(config.bridge.max_image_bytes).unwrap_or(usize::MAX),
+        initial_group_members: usize::try_from(config.bridge.initial_group_members)
+            .unwrap_or(usize::MAX),
+        presence: config.bridge.presence,
+        portal_creation: config.bridge.portal_creation,
     };
     let bridge_store = store.clone();
     let manager_metrics = metrics.clone();

@@ -23,10 +23,18 @@ use crate::webqq::content::{Content, normalize_for_echo};
 /// How long a QQ typing notice shows (QQ sends one per burst of typing, protocol §4.7).
 pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
+mod avatars;
+mod cache;
 mod from_qq;
+mod ghosts;
+mod management;
+mod members;
 mod rooms;
 mod space;
+mod sync;
 mod to_qq;
+
+pub use members::presence_of;
 
 /// Own sends remembered per portal to recognise their echo in poll2.
 const ECHO_MEMORY: usize = 32;
@@ -46,6 +54,9 @@ pub enum BridgeError {
     /// An id could not be built (a template or server name the config should have refused).
     #[error("cannot build the Matrix id for {0}")]
     BadId(String),
+    /// The account's contact lists did not load in time.
+    #[error("the contact lists of account {0} are not loaded")]
+    NotReady(String),
 }
 
 /// What the bridge needs to know.
@@ -61,6 +72,12 @@ pub struct BridgeSettings {
     pub owners: BTreeMap<String, OwnedUserId>,
     /// Largest QQ picture bridged (`bridge.max_image_bytes`); larger ones become a notice.
     pub max_image_bytes: usize,
+    /// Members whose ghosts join a new group portal (`bridge.initial_group_members`).
+    pub initial_group_members: usize,
+    /// Bridge friends' online status as ghost presence (`bridge.presence`).
+    pub presence: bool,
+    /// When portals are created (`bridge.portal_creation`).
+    pub portal_creation: crate::config::PortalCreation,
 }
 
 /// The bridge core.
@@ -71,6 +88,14 @@ pub struct Bridge {
     accounts: Addr<AccountManager>,
     /// Bodies of our own recent sends per portal key, to drop their poll2 echo.
     echoes: Mutex<HashMap<String, VecDeque<String>>>,
+    /// What the store says about portals and ghosts, remembered (`cache.rs`).
+    caches: Arc<cache::Caches>,
+    /// Ghost avatars, fetched in the background (`avatars.rs`).
+    avatars: avatars::Avatars,
+    /// Each owner's management room, created on first use (`management.rs`).
+    management: tokio::sync::Mutex<HashMap<OwnedUserId, ruma::OwnedRoomId>>,
+    /// Accounts whose contacts were synced to portals in this process (`sync.rs`).
+    synced: Mutex<std::collections::HashSet<String>>,
 }
 
 /// How one QQ message ended.
@@ -90,7 +115,25 @@ impl Bridge {
         store: Store,
         accounts: Addr<AccountManager>,
     ) -> Self {
-        Bridge { settings, matrix, store, accounts, echoes: Mutex::new(HashMap::new()) }
+        let caches = Arc::new(cache::Caches::new(cache::CACHE_ENTRIES));
+        let avatars = avatars::Avatars::new(
+            matrix.clone(),
+            store.clone(),
+            accounts.clone(),
+            settings.ghosts.clone(),
+            caches.clone(),
+        );
+        Bridge {
+            settings,
+            matrix,
+            store,
+            accounts,
+            echoes: Mutex::new(HashMap::new()),
+            caches,
+            avatars,
+            management: tokio::sync::Mutex::new(HashMap::new()),
+            synced: Mutex::new(std::collections::HashSet::new()),
+        }
     }
 
     /// Whether `user` is the bot or one of our ghosts: their events come back to us in
