@@ -8,6 +8,8 @@ mod tidy;
 
 mod accounts;
 mod bridge;
+mod bridge_common;
+mod bridge_members;
 mod cli;
 mod harness;
 mod manager;
