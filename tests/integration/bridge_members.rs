@@ -225,3 +225,56 @@ async fn test_contact_sync_creates_every_portal() {
     assert!(portals.iter().any(|p| p.room_id.as_ref().map(|r| r.as_str()) == Some(dm.as_str())));
     side.stop().await;
 }
+
+#[actix::test]
+async fn test_a_two_thousand_member_group_portal_is_usable_within_seconds() {
+    log();
+    const BIG: u64 = 900_000;
+    let mut world = qqbridge::emulator::World::demo();
+    let members: Vec<QqNumber> = (0..2_000).map(|i| QqNumber::new(200_000 + i)).collect();
+    for qq in &members {
+        let person = qqbridge::emulator::Person {
+            qq: *qq,
+            nick: format!("member {qq}"),
+            face: 0,
+            gender: "unknown".into(),
+            lnick: String::new(),
+        };
+        world.add_person(person).unwrap();
+    }
+    let mut all = members.clone();
+    all.push(QqNumber::new(ME));
+    let group = Group {
+        number: GroupNumber::new(BIG),
+        name: "big".into(),
+        memo: String::new(),
+        owner: members[0],
+        members: all,
+        cards: Default::default(),
+    };
+    world.add_group(group).unwrap();
+    let te = TestEmulator::start_with(world, |_| {}).await;
+    let mut slot = lease();
+    let (owner, mut config) = owner_and_config(&slot).await;
+    config.bridge.initial_group_members = 20;
+    let (store, _guard) = test_store();
+    let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
+
+    let started = std::time::Instant::now();
+    let speaker = members[1_500].get();
+    te.post_message(ME, "group", speaker, "hello, big group", json!({"group": BIG})).await;
+    let (room, event) = owner.wait_for("hello, big group").await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "the message took {took:?}");
+    assert_eq!(event["sender"], format!("@{}:localhost", slot.ghost_localpart(speaker)).as_str());
+    eprintln!("a 2,000-member group's first message reached Matrix in {took:?}");
+    // Then the first 20 members join: with the bot, the owner and the speaker 23, not 2,000.
+    eventually("the initial members", || async {
+        (owner.joined_members(&room).await.len() >= 23).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let joined = owner.joined_members(&room).await;
+    assert_eq!(joined.len(), 23, "{joined:?}");
+    side.stop().await;
+}

@@ -68,6 +68,7 @@ impl Bridge {
                 created_at: unix_now(),
             })?;
         }
+        self.join_pending(&room).await;
         Ok(QqOutcome::Bridged)
     }
 

@@ -96,6 +96,9 @@ pub struct Bridge {
     management: tokio::sync::Mutex<HashMap<OwnedUserId, ruma::OwnedRoomId>>,
     /// Accounts whose contacts were synced to portals in this process (`sync.rs`).
     synced: Mutex<std::collections::HashSet<String>>,
+    /// Members of new group portals still to join, after the message that made the portal
+    /// (`rooms.rs`): by room, the account and the members.
+    pending_joins: Mutex<HashMap<ruma::OwnedRoomId, rooms::PendingJoins>>,
 }
 
 /// How one QQ message ended.
@@ -133,6 +136,7 @@ impl Bridge {
             avatars,
             management: tokio::sync::Mutex::new(HashMap::new()),
             synced: Mutex::new(std::collections::HashSet::new()),
+            pending_joins: Mutex::new(HashMap::new()),
         }
     }
 

@@ -2,6 +2,8 @@
 //! with the `m.bridge` state; a group named from QQ with its memo as topic and its first
 //! members' ghosts joined), renamed when QQ's name changes, remembered in the caches.
 
+use std::sync::PoisonError;
+
 use futures_util::StreamExt as _;
 use ruma::api::client::room::{Visibility, create_room};
 use ruma::events::room::name::RoomNameEventContent;
@@ -20,6 +22,15 @@ use super::{Bridge, BridgeError};
 
 /// Member ghosts joined to a new portal at once.
 const JOIN_CONCURRENCY: usize = 8;
+
+/// The members a new group portal still waits for.
+#[derive(Debug)]
+pub(super) struct PendingJoins {
+    /// The account whose session knows them (for their avatars).
+    account: String,
+    /// Their numbers and names.
+    members: Vec<(QqNumber, String)>,
+}
 
 impl Bridge {
     /// The portal of `key` if it has a room: from memory, else from the store (then
@@ -121,13 +132,32 @@ impl Bridge {
         self.caches.set_portal(key, CachedPortal { room: room.clone(), name: name.clone() });
         tracing::info!(%account, portal = %key, %room, "portal created");
         self.add_to_space(account, owner, &room).await;
-        let members = match (chat, group) {
-            (ChatKey::Friend(friend), _) => vec![(*friend, name.unwrap_or_default())],
-            (ChatKey::Group(_), Some(group)) => group.members,
-            _ => Vec::new(),
-        };
-        self.join_members(account, &room, members).await;
+        match (chat, group) {
+            (ChatKey::Friend(friend), _) => {
+                let members = vec![(*friend, name.unwrap_or_default())];
+                self.join_members(account, &room, members).await;
+            }
+            (ChatKey::Group(_), Some(group)) if !group.members.is_empty() => {
+                let pending = PendingJoins { account: account.to_owned(), members: group.members };
+                self.pending_joins
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(room.clone(), pending);
+            }
+            _ => {}
+        }
         Ok(room)
+    }
+
+    /// Joins the members a new group portal still waits for (none for other rooms): called
+    /// after the message that made the portal is on Matrix, so the first message does not wait
+    /// for the joins.
+    pub(super) async fn join_pending(&self, room: &OwnedRoomId) {
+        let pending =
+            self.pending_joins.lock().unwrap_or_else(PoisonError::into_inner).remove(room);
+        if let Some(pending) = pending {
+            self.join_members(&pending.account, room, pending.members).await;
+        }
     }
 
     /// A group's name, memo and first members through `account`; `None` (logged) when QQ

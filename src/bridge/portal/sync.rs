@@ -84,6 +84,9 @@ impl Bridge {
             .map(|(chat, name)| async move {
                 let key = ids::portal_key(account, &chat);
                 let made = self.portal_room(account, owner, &key, &chat, Some(&name)).await;
+                if let Ok(room) = &made {
+                    self.join_pending(room).await;
+                }
                 (key, made)
             })
             .buffer_unordered(SYNC_CONCURRENCY);
