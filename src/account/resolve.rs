@@ -354,12 +354,13 @@ impl Resolver {
         Ok(Some(if joined { QqEvent::MemberJoined(change) } else { QqEvent::MemberLeft(change) }))
     }
 
-    /// The name to show for a member: group card or nick, friend markname, else empty.
+    /// The name to show for a person: a friend's markname or nick, else the group card or
+    /// nick. A friend keeps one name in every chat, so their ghost's profile (global on Matrix)
+    /// does not flip between the friend chat and each group card.
     fn name(&self, uin: Uin) -> String {
-        self.names
-            .get(&uin)
-            .map(String::as_str)
-            .or_else(|| self.directory.display_name(uin))
+        self.directory
+            .display_name(uin)
+            .or_else(|| self.names.get(&uin).map(String::as_str))
             .unwrap_or_default()
             .to_owned()
     }

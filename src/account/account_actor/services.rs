@@ -154,7 +154,9 @@ impl Handler<GetGroupInfo> for AccountActor {
                 .iter()
                 .filter_map(|(uin, name)| {
                     let qq = numbers.iter().find(|(u, _)| u == uin).map(|(_, qq)| *qq)?;
-                    (qq != me).then(|| (qq, name.clone()))
+                    // A friend is named as in the friend chat (resolve.rs, `name`).
+                    let name = directory.display_name(*uin).unwrap_or(name).to_owned();
+                    (qq != me).then_some((qq, name))
                 })
                 .take(msg.limit)
                 .collect();

@@ -237,3 +237,15 @@ fn test_buddies_status_change_becomes_presence_of_a_friend() {
     let stranger = event("buddies_status_change", json!({"uin": 31337, "status": "online"}));
     assert_eq!(resolver.resolve(&stranger), Resolution::Lookup(Lookup::Person(Uin::new(31337))));
 }
+
+#[test]
+fn test_a_friend_keeps_their_friend_name_in_groups() {
+    let mut r = resolver();
+    r.learn_group_members(
+        Gid::new(GID),
+        [(Uin::new(FRIEND_UIN), "card".to_owned()), (Uin::new(777), "stranger card".to_owned())],
+    );
+    r.learn_person(Uin::new(777), QqNumber::new(20002));
+    assert_eq!(message(r.resolve(&group(FRIEND_UIN))).sender_name, "alice from work");
+    assert_eq!(message(r.resolve(&group(777))).sender_name, "stranger card");
+}
