@@ -188,6 +188,12 @@ async fn test_notices_in_the_management_room_and_presence() {
     assert_eq!(members.len(), 2, "the bot and the owner only: {members:?}");
     assert!(members.contains(&config.bot_user_id()), "{members:?}");
 
+    // So does the account being removed from a group.
+    let by = Some(QqNumber::new(WANG));
+    te.emulator.leave_group(GroupNumber::new(777), QqNumber::new(ME), by).unwrap();
+    let (room, _) = owner.wait_for("QQ account me was removed from the group 777 by 老王.").await;
+    assert_eq!(room, management);
+
     // A kick by QQ reaches the same room.
     te.emulator.kick(QqNumber::new(ME)).unwrap();
     let (room, _) =
