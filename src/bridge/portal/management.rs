@@ -3,12 +3,44 @@
 //! kicks, unbridgeable events, account states — and where bot commands will live (MATRIX.md
 //! §6.1).
 
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
 use ruma::api::client::room::{Visibility, create_room};
 use ruma::{OwnedRoomId, RoomId, UserId};
 
 use crate::account::state::AccountState;
 
+use super::cache::Bounded;
 use super::{Bridge, BridgeError};
+
+/// How long the same notice about unbridgeable events is not repeated: a group missing from
+/// the list would otherwise make one notice per message.
+const REPEAT_AFTER: Duration = Duration::from_secs(600);
+
+/// Remembers recent notices so that a repeated one is held back for [`REPEAT_AFTER`].
+#[derive(Debug)]
+pub(super) struct NoticeThrottle {
+    recent: Bounded<String, Instant>,
+}
+
+impl NoticeThrottle {
+    /// A throttle remembering up to 1,024 notices.
+    pub(super) fn new() -> Self {
+        NoticeThrottle { recent: Bounded::new(1024) }
+    }
+
+    /// Whether `key` may be told at `now` (then it is remembered).
+    pub(super) fn allow(&mut self, key: &str, now: Instant) -> bool {
+        let key = key.to_owned();
+        if self.recent.get(&key).is_some_and(|at| now.saturating_duration_since(at) < REPEAT_AFTER)
+        {
+            return false;
+        }
+        self.recent.insert(key, now);
+        true
+    }
+}
 
 /// The `bridge_kv` key of `owner`'s management room.
 pub(super) fn management_key(owner: &UserId) -> String {
@@ -70,7 +102,14 @@ impl Bridge {
     /// A QQ event of the account could not be bridged.
     pub async fn qq_unbridgeable(&self, account: &str, poll_type: &str, reason: &str) {
         let text = format!("QQ account {account}: {reason} was not bridged ({poll_type}).");
-        self.tell_owner(account, &text).await;
+        let allowed = self
+            .notice_throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow(&text, Instant::now());
+        if allowed {
+            self.tell_owner(account, &text).await;
+        }
     }
 
     /// The account's state changed: the owner hears of the states that need them, and a newly
@@ -127,6 +166,16 @@ mod tests {
             }
         }
         assert!(!state_notice("me", AccountState::LoggedOut, None).unwrap().contains(": "));
+    }
+
+    #[test]
+    fn test_a_repeated_notice_waits() {
+        let mut throttle = NoticeThrottle::new();
+        let start = Instant::now();
+        assert!(throttle.allow("a", start));
+        assert!(!throttle.allow("a", start + Duration::from_secs(1)));
+        assert!(throttle.allow("b", start + Duration::from_secs(1)));
+        assert!(throttle.allow("a", start + REPEAT_AFTER + Duration::from_secs(1)));
     }
 
     #[test]

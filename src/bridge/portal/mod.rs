@@ -99,6 +99,8 @@ pub struct Bridge {
     /// Members of new group portals still to join, after the message that made the portal
     /// (`rooms.rs`): by room, the account and the members.
     pending_joins: Mutex<HashMap<ruma::OwnedRoomId, rooms::PendingJoins>>,
+    /// Recent notices about unbridgeable events, not repeated for a while (`management.rs`).
+    notice_throttle: Mutex<management::NoticeThrottle>,
 }
 
 /// How one QQ message ended.
@@ -137,6 +139,7 @@ impl Bridge {
             management: tokio::sync::Mutex::new(HashMap::new()),
             synced: Mutex::new(std::collections::HashSet::new()),
             pending_joins: Mutex::new(HashMap::new()),
+            notice_throttle: Mutex::new(management::NoticeThrottle::new()),
         }
     }
 
