@@ -27,12 +27,13 @@ fn log() {
         .try_init();
 }
 
-/// Waits until `check` answers `Some`; panics with `what` after about 15 s.
+/// Waits until `check` answers `Some`; panics with `what` after about 30 s (the tests share
+/// one Synapse and few cores).
 async fn eventually<T, F: Future<Output = Option<T>>>(
     what: &str,
     mut check: impl FnMut() -> F,
 ) -> T {
-    for _ in 0..150 {
+    for _ in 0..300 {
         if let Some(value) = check().await {
             return value;
         }

@@ -86,8 +86,12 @@ impl Bridge {
             self.caches.set_ghost(qq, latest);
         }
         if !self.ghost_is_in(qq, room)? {
-            self.matrix.invite(room, &ghost, None).await?;
-            self.matrix.join(room, Some(&ghost)).await?;
+            // A ghost the store forgot may still be in the room: the invite is then refused
+            // but the join (idempotent) succeeds.
+            let invited = self.matrix.invite(room, &ghost, None).await;
+            if let Err(error) = self.matrix.join(room, Some(&ghost)).await {
+                return Err(invited.err().unwrap_or(error).into());
+            }
             self.store.add_ghost_room(qq, room)?;
             self.caches.set_in_room(qq, room, true);
         }
