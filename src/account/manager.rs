@@ -20,6 +20,7 @@ use crate::account::account_actor::{
 };
 use crate::account::poller::{Backoff, PollOutcome};
 use crate::account::poller_actor::QqEventsReceived;
+use crate::account::resolve::QqEvent;
 use crate::account::send_queue::{SendOutcome, SendPolicy};
 use crate::account::sender_actor::QueueMessage;
 use crate::account::state::AccountState;
@@ -136,6 +137,48 @@ pub struct NotifyTypingVia {
     pub account: String,
     /// The notice.
     pub typing: crate::account::account_actor::NotifyTyping,
+}
+
+/// Query: the face image of `qq` through `account`'s session (getface, protocol §2.1).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<Vec<u8>, String>")]
+pub struct FetchFace {
+    /// The account id.
+    pub account: String,
+    /// Whose face.
+    pub qq: QqNumber,
+}
+
+/// Query: `account`'s contact lists; `None` while not loaded or not running.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Option<crate::webqq::directory::Directory>")]
+pub struct GetDirectory {
+    /// The account id.
+    pub account: String,
+}
+
+/// Query: a group's name, memo and up to `limit` members with their QQ numbers, through
+/// `account`'s session (get_group_info_ext2 and get_friend_uin2, protocol §2.8).
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "Result<GroupSnapshot, String>")]
+pub struct GetGroupInfo {
+    /// The account id.
+    pub account: String,
+    /// The group.
+    pub group: crate::webqq::GroupNumber,
+    /// Most members to resolve (each costs a lookup).
+    pub limit: usize,
+}
+
+/// What [`GetGroupInfo`] answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    /// The group's name, entities unescaped.
+    pub name: String,
+    /// The group's memo (announcement), entities unescaped; empty when none.
+    pub memo: String,
+    /// Up to `limit` members other than the account, with their name (card, else nick).
+    pub members: Vec<(QqNumber, String)>,
 }
 
 /// Many accounts.
@@ -326,6 +369,39 @@ impl Handler<UploadPictureVia> for AccountManager {
     }
 }
 
+impl Handler<FetchFace> for AccountManager {
+    type Result = ResponseFuture<Result<Vec<u8>, String>>;
+
+    fn handle(&mut self, msg: FetchFace, _: &mut Context<Self>) -> Self::Result {
+        let account = self.accounts.get(&msg.account).cloned();
+        Box::pin(async move {
+            let account = account.ok_or_else(|| "the account is not running".to_owned())?;
+            account.send(msg).await.unwrap_or_else(|_| Err("the account stopped".to_owned()))
+        })
+    }
+}
+
+impl Handler<GetDirectory> for AccountManager {
+    type Result = ResponseFuture<Option<crate::webqq::directory::Directory>>;
+
+    fn handle(&mut self, msg: GetDirectory, _: &mut Context<Self>) -> Self::Result {
+        let account = self.accounts.get(&msg.account).cloned();
+        Box::pin(async move { account?.send(msg).await.ok().flatten() })
+    }
+}
+
+impl Handler<GetGroupInfo> for AccountManager {
+    type Result = ResponseFuture<Result<GroupSnapshot, String>>;
+
+    fn handle(&mut self, msg: GetGroupInfo, _: &mut Context<Self>) -> Self::Result {
+        let account = self.accounts.get(&msg.account).cloned();
+        Box::pin(async move {
+            let account = account.ok_or_else(|| "the account is not running".to_owned())?;
+            account.send(msg).await.unwrap_or_else(|_| Err("the account stopped".to_owned()))
+        })
+    }
+}
+
 impl Handler<NotifyTypingVia> for AccountManager {
     type Result = ();
 
@@ -369,6 +445,12 @@ impl Handler<AccountEvent> for AccountManager {
                     )
                 {
                     tracing::warn!(%account, %error, "account state not stored");
+                }
+                if before != Some(state) {
+                    // The bridge tells the owner what needs them and syncs contacts on connect.
+                    let resolved = vec![QqEvent::AccountState { state, reason: reason.clone() }];
+                    let (account, events) = (account.clone(), Vec::new());
+                    self.events.do_send(QqEventsReceived { account, events, resolved });
                 }
                 self.states.insert(account, (state, reason));
             }

@@ -9,10 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::account::send_queue::ChatKey;
-use crate::webqq::content::Content;
+use crate::account::state::AccountState;
+use crate::webqq::content::{Content, unescape_entities};
 use crate::webqq::directory::Directory;
-use crate::webqq::event::PollEvent;
-use crate::webqq::{Gid, GroupCode, MsgId, QqNumber, Uin};
+use crate::webqq::event::{PollEvent, RealNumber, SysGroupKind, SysGroupMessage};
+use crate::webqq::{Gid, GroupCode, GroupNumber, MsgId, QqNumber, Uin};
 
 /// A QQ message with permanent ids. Serialisable: the bridge persists it between poll2 and
 /// Matrix (its inbox).
@@ -65,6 +66,24 @@ pub enum QqEvent {
         /// QQ's reason text.
         reason: String,
     },
+    /// Someone joined a group (sys_g_msg `group_join`, protocol §4.9).
+    MemberJoined(Membership),
+    /// Someone left a group or was removed from it (sys_g_msg `group_leave`, protocol §4.9).
+    MemberLeft(Membership),
+    /// A friend's online status changed (buddies_status_change, protocol §4.6).
+    Presence {
+        /// The friend.
+        friend: QqNumber,
+        /// QQ's status word (`online`, `away`, `busy`, `silent`, `hidden`, `callme`, `offline`).
+        status: String,
+    },
+    /// The account's own state changed (told by the account manager, not by poll2).
+    AccountState {
+        /// The new state.
+        state: AccountState,
+        /// Why, when known.
+        reason: Option<String>,
+    },
     /// An event the bridge cannot carry (unknown group, temporary chat, file…), with why.
     Unbridgeable {
         /// The poll_type.
@@ -72,6 +91,23 @@ pub enum QqEvent {
         /// A sentence for the account owner.
         reason: String,
     },
+}
+
+/// A change of a group's membership.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Membership {
+    /// The group.
+    pub group: GroupNumber,
+    /// The group's name, when the group list knows it.
+    pub group_name: Option<String>,
+    /// The member who joined or left.
+    pub member: QqNumber,
+    /// The member's name when known (group card or nick), else empty.
+    pub name: String,
+    /// The member is the account itself (it joined a new group, or left or lost one).
+    pub is_self: bool,
+    /// For a removal by an admin (`op_type` 3): the admin's nick, or `"an admin"`.
+    pub removed_by: Option<String>,
 }
 
 /// What [`Resolver::resolve`] needs before it can answer.
@@ -223,6 +259,14 @@ impl Resolver {
             PollEvent::KickMessage(k) => QqEvent::Kicked {
                 reason: k.shown_reason().unwrap_or("logged in elsewhere").to_owned(),
             },
+            PollEvent::SysGroupMessage(m) => match self.membership(m)? {
+                Some(event) => event,
+                None => return Ok(None),
+            },
+            PollEvent::BuddiesStatusChange(change) => match self.person(change.uin)? {
+                Some(friend) => QqEvent::Presence { friend, status: change.status.clone() },
+                None => return Ok(None),
+            },
             PollEvent::SessMessage(_) => {
                 unbridgeable(event, "a temporary chat message (QQ cannot answer it from here)")
             }
@@ -270,12 +314,54 @@ impl Resolver {
         }))
     }
 
-    /// The name to show for a member: group card or nick, friend markname, else empty.
+    /// A `group_join` or `group_leave` as a membership change; `None` for the other sub-types,
+    /// or when the group's or the member's number cannot be learnt.
+    fn membership(&self, m: &SysGroupMessage) -> Result<Option<QqEvent>, Lookup> {
+        let (uin, real, removed_by, joined) = match &m.kind {
+            SysGroupKind::GroupJoin { new_member, t_new_member, .. } => {
+                (*new_member, *t_new_member, None, true)
+            }
+            SysGroupKind::GroupLeave { op_type, old_member, t_old_member, admin_nick, .. } => {
+                // op_type 3 is a removal by an admin, 2 a member leaving (protocol §4.9).
+                let removed_by = (*op_type == Some(3)).then(|| {
+                    admin_nick
+                        .as_deref()
+                        .map(unescape_entities)
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| "an admin".to_owned())
+                });
+                (*old_member, *t_old_member, removed_by, false)
+            }
+            _ => return Ok(None),
+        };
+        let known = self.directory.group(m.from_uin);
+        // A group joined just now is not in this session's group list yet: t_gcode names it.
+        let Some(group) = known.and_then(|g| g.number).or(m.t_gcode) else { return Ok(None) };
+        let is_self = uin == m.to_uin;
+        let member = match (is_self, real.and_then(RealNumber::number)) {
+            (true, _) => self.self_qq,
+            (false, Some(number)) => Some(number),
+            (false, None) => self.person(uin)?,
+        };
+        let Some(member) = member else { return Ok(None) };
+        let change = Membership {
+            group,
+            group_name: known.map(|g| g.name.clone()),
+            member,
+            name: self.name(uin),
+            is_self,
+            removed_by,
+        };
+        Ok(Some(if joined { QqEvent::MemberJoined(change) } else { QqEvent::MemberLeft(change) }))
+    }
+
+    /// The name to show for a person: a friend's markname or nick, else the group card or
+    /// nick. A friend keeps one name in every chat, so their ghost's profile (global on Matrix)
+    /// does not flip between the friend chat and each group card.
     fn name(&self, uin: Uin) -> String {
-        self.names
-            .get(&uin)
-            .map(String::as_str)
-            .or_else(|| self.directory.display_name(uin))
+        self.directory
+            .display_name(uin)
+            .or_else(|| self.names.get(&uin).map(String::as_str))
             .unwrap_or_default()
             .to_owned()
     }

@@ -6,7 +6,7 @@
 use std::fmt;
 
 /// An account's state (bridgev2's names, plus the two waits that need a person).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum AccountState {
     /// Login, session restore or relink in progress.
     Connecting,

@@ -116,9 +116,15 @@ impl Handler<QqEventsReceived> for BridgeActor {
         let mut queued = Vec::with_capacity(msg.resolved.len());
         for event in msg.resolved {
             let lane = lane_key(&account, &event);
-            // Typing is momentary: not worth a write, and stale after a restart.
+            // Typing, presence and account states are momentary: not worth a write, and
+            // stale after a restart.
             let seq = match (&event, serde_json::to_string(&event)) {
-                (QqEvent::Typing { .. }, _) => None,
+                (
+                    QqEvent::Typing { .. }
+                    | QqEvent::Presence { .. }
+                    | QqEvent::AccountState { .. },
+                    _,
+                ) => None,
                 (_, Ok(event_json)) => {
                     let seq = self.next_seq();
                     rows.push(InboxRow {
@@ -154,8 +160,15 @@ impl Handler<QqEventsReceived> for BridgeActor {
 fn lane_key(account: &str, event: &QqEvent) -> String {
     match event {
         QqEvent::Message(message) => ids::portal_key(account, &message.chat),
-        QqEvent::Typing { from } => ids::portal_key(account, &ChatKey::Friend(*from)),
-        QqEvent::Kicked { .. } | QqEvent::Unbridgeable { .. } => format!("{account}#account"),
+        QqEvent::Typing { from } | QqEvent::Presence { friend: from, .. } => {
+            ids::portal_key(account, &ChatKey::Friend(*from))
+        }
+        QqEvent::MemberJoined(change) | QqEvent::MemberLeft(change) => {
+            ids::portal_key(account, &ChatKey::Group(change.group))
+        }
+        QqEvent::Kicked { .. } | QqEvent::Unbridgeable { .. } | QqEvent::AccountState { .. } => {
+            format!("{account}#account")
+        }
     }
 }
 
@@ -188,8 +201,23 @@ async fn bridge_one(bridge: &Bridge, account: &str, event: &QqEvent) -> Result<(
         }
         QqEvent::Unbridgeable { poll_type, reason } => {
             tracing::warn!(%account, %poll_type, %reason, "QQ event not bridged");
+            bridge.qq_unbridgeable(account, poll_type, reason).await;
         }
-        QqEvent::Kicked { reason } => tracing::warn!(%account, %reason, "kicked by QQ"),
+        QqEvent::Kicked { reason } => {
+            tracing::warn!(%account, %reason, "kicked by QQ");
+            bridge.qq_kicked(account, reason).await;
+        }
+        QqEvent::AccountState { state, reason } => {
+            bridge.qq_account_state(account, *state, reason.as_deref()).await;
+        }
+        // Membership is part of the room's history: retried like a message when transient.
+        QqEvent::MemberJoined(change) => bridge.qq_member_joined(account, change).await?,
+        QqEvent::MemberLeft(change) => bridge.qq_member_left(account, change).await?,
+        QqEvent::Presence { friend, status } => {
+            if let Err(error) = bridge.qq_presence(*friend, status).await {
+                tracing::debug!(%account, %friend, %error, "presence not set");
+            }
+        }
         QqEvent::Typing { from } => {
             // Typing is momentary: shown late it would be wrong, so it is never retried.
             if let Err(error) = bridge.qq_typing(account, *from).await {

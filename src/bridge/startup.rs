@@ -132,6 +132,10 @@ pub async fn start(
         max_image_bytes: usize::try_from(config.bridge.max_image_bytes).unwrap_or(usize::MAX),
         max_text_bytes: usize::try_from(config.bridge.max_text_bytes).unwrap_or(usize::MAX),
         message_status_events: config.bridge.message_status_events,
+        initial_group_members: usize::try_from(config.bridge.initial_group_members)
+            .unwrap_or(usize::MAX),
+        presence: config.bridge.presence,
+        portal_creation: config.bridge.portal_creation,
     };
     let bridge_store = store.clone();
     let actor_store = store.clone();

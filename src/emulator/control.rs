@@ -10,7 +10,8 @@ use tokio::time::Instant;
 
 use crate::emulator::auth::QrState;
 use crate::emulator::deliver::{
-    Target, deliver_buddylist_change, deliver_group_join, deliver_message, deliver_notice, unix_now,
+    Target, deliver_buddylist_change, deliver_group_join, deliver_message, deliver_notice, escape,
+    to_value, unix_now,
 };
 use crate::emulator::faults::FaultSpec;
 use crate::emulator::images::sample_picture;
@@ -20,7 +21,10 @@ use crate::emulator::state::{Counter, Picture, SentMessage, read, write};
 use crate::emulator::world::{Account, Discussion, Friend, Group, Person, WorldError};
 use crate::emulator::{Emulator, routes};
 use crate::webqq::content::{Content, Segment};
-use crate::webqq::{Did, GroupNumber, QqNumber};
+use crate::webqq::event::{
+    BuddiesStatusChange, PollEvent, RealNumber, SysGroupKind, SysGroupMessage,
+};
+use crate::webqq::{Did, GroupNumber, MsgId, QqNumber};
 
 /// Why a control operation was refused (the HTTP API answers 400 with the message).
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +187,85 @@ impl Emulator {
         if write(&self.shared.world).join_group(number, qq)? {
             deliver_group_join(&self.shared, number, qq, None);
         }
+        Ok(())
+    }
+
+    /// Removes a member from a group: every online member account, the leaver included, gets
+    /// `sys_g_msg` group_leave (protocol §4.9), op_type 3 with the admin when `by` removed them,
+    /// else 2.
+    pub fn leave_group(
+        &self,
+        number: GroupNumber,
+        qq: QqNumber,
+        by: Option<QqNumber>,
+    ) -> Result<(), ControlError> {
+        let accounts: Vec<QqNumber> = {
+            let mut world = write(&self.shared.world);
+            let members = world.group(number).map(|g| g.members.clone()).unwrap_or_default();
+            if let Some(admin) = by
+                && !members.contains(&admin)
+            {
+                return Err(ControlError::Invalid(format!("{admin} is not in group {number}")));
+            }
+            if !world.leave_group(number, qq)? {
+                return Ok(());
+            }
+            members.into_iter().filter(|m| world.account(*m).is_some()).collect()
+        };
+        let admin_nick = by.map(|admin| escape(&read(&self.shared.world).nick(admin)));
+        for account in accounts {
+            let Some(session) = read(&self.shared.sessions).of_account(account) else { continue };
+            let event = {
+                let mut st = session.lock();
+                if st.liveness != Liveness::Alive {
+                    continue;
+                }
+                st.next_msg_id += 1;
+                let msg_id = MsgId::new(st.next_msg_id);
+                PollEvent::SysGroupMessage(SysGroupMessage {
+                    msg_id,
+                    from_uin: st.uins.gid(number),
+                    to_uin: st.uins.uin(account),
+                    msg_id2: Some(MsgId::new(st.next_msg_id.wrapping_mul(13) % 1_000_000)),
+                    msg_type: Some(34),
+                    reply_ip: Some(176_498_455),
+                    gcode: Some(st.uins.code(number)),
+                    t_gcode: Some(number),
+                    kind: SysGroupKind::GroupLeave {
+                        op_type: Some(if by.is_some() { 3 } else { 2 }),
+                        old_member: st.uins.uin(qq),
+                        t_old_member: Some(RealNumber::Blank),
+                        admin_uin: by.map(|admin| st.uins.uin(admin)),
+                        t_admin_uin: by.map(|_| RealNumber::Blank),
+                        admin_nick: admin_nick.clone(),
+                    },
+                })
+            };
+            session.push_events([to_value(&event)]);
+        }
+        Ok(())
+    }
+
+    /// `from`'s online status changes as `account` sees it: a buddies_status_change (protocol
+    /// §4.6) in the account's session, whatever `from` is (a person without an account too).
+    pub fn status_change(
+        &self,
+        account: QqNumber,
+        from: QqNumber,
+        status: &str,
+    ) -> Result<(), ControlError> {
+        let session = read(&self.shared.sessions)
+            .of_account(account)
+            .ok_or(ControlError::NotOnline(account.get()))?;
+        let event = {
+            let mut st = session.lock();
+            PollEvent::BuddiesStatusChange(BuddiesStatusChange {
+                uin: st.uins.uin(from),
+                status: status.to_owned(),
+                client_type: Some(1),
+            })
+        };
+        session.push_events([to_value(&event)]);
         Ok(())
     }
 

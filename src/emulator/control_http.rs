@@ -9,6 +9,8 @@
 //! | `POST friends` | `{"account","qq","markname"?,"category"?}` (mutual; buddylist_change) | `{"ok":true}` |
 //! | `POST groups` | `{"number","name","owner","members":[…],"memo"?,"cards"?:{qq:card}}` | `{"ok":true}` |
 //! | `POST groups/members` | `{"number","qq"}` (sys_g_msg group_join) | `{"ok":true}` |
+//! | `POST groups/leave` | `{"number","qq","by"?}` (sys_g_msg group_leave; `by`: removed by that admin) | `{"ok":true}` |
+//! | `POST status` | `{"account","from","status"}` (buddies_status_change in the account's session) | `{"ok":true}` |
 //! | `POST discussions` | `{"id","name","members":[…]}` | `{"ok":true}` |
 //! | `POST messages` | `{"account","kind":"friend"/"group"/"discussion"/"session","from","group"?,"discussion"?,"text","face"?,"image"?}` | `{"msg_id","time","delivered"}` |
 //! | `POST events` | `{"account","event":<raw poll event>}` | `{"ok":true}` |
@@ -138,6 +140,25 @@ struct Join {
     qq: QqNumber,
 }
 
+/// `POST /_emulator/groups/leave`: `by` is the admin who removed the member, if any.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Leave {
+    number: GroupNumber,
+    qq: QqNumber,
+    #[serde(default)]
+    by: Option<QqNumber>,
+}
+
+/// `POST /_emulator/status`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Status {
+    account: QqNumber,
+    from: QqNumber,
+    status: String,
+}
+
 /// The current options with the body's members laid over them.
 fn merged_options(emulator: &Emulator, req: &Req) -> Result<EmulatorOptions, Reply> {
     let patch: serde_json::Map<String, Value> = body(req)?;
@@ -209,6 +230,12 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Reply {
         (&Method::POST, "/groups") => body::<Group>(req).map(|g| done(emulator.add_group(g))),
         (&Method::POST, "/groups/members") => {
             body::<Join>(req).map(|j| done(emulator.join_group(j.number, j.qq)))
+        }
+        (&Method::POST, "/groups/leave") => {
+            body::<Leave>(req).map(|l| done(emulator.leave_group(l.number, l.qq, l.by)))
+        }
+        (&Method::POST, "/status") => {
+            body::<Status>(req).map(|s| done(emulator.status_change(s.account, s.from, &s.status)))
         }
         (&Method::POST, "/discussions") => {
             body::<Discussion>(req).map(|d| done(emulator.add_discussion(d)))

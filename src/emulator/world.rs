@@ -344,6 +344,21 @@ impl World {
         Ok(true)
     }
 
+    /// Removes a member (not the owner) from a group. Returns false if they were not a member.
+    pub fn leave_group(&mut self, number: GroupNumber, qq: QqNumber) -> Result<bool, WorldError> {
+        let group = self
+            .groups
+            .get_mut(&number)
+            .ok_or(WorldError::Unknown { kind: "group", number: number.get() })?;
+        if group.owner == qq {
+            let reason = format!("{qq} owns group {number} and cannot leave it");
+            return Err(WorldError::Invalid { field: "qq", reason });
+        }
+        let before = group.members.len();
+        group.members.retain(|m| *m != qq);
+        Ok(group.members.len() != before)
+    }
+
     /// Adds a discussion with at least one member.
     pub fn add_discussion(&mut self, discussion: Discussion) -> Result<(), WorldError> {
         if self.discussions.contains_key(&discussion.id) {

@@ -4,153 +4,16 @@
 
 use std::time::Duration;
 
-use qqbridge::account::account_actor::Credentials;
-use qqbridge::account::manager::{AddAccount, GetStates, ManagerSettings, RemoveAccount};
-use qqbridge::account::poller::Backoff;
-use qqbridge::account::send_queue::SendPolicy;
-use qqbridge::account::state::AccountState;
-use qqbridge::bridge::startup;
-use qqbridge::config::AccountConfig;
-use qqbridge::metrics::Metrics;
-use qqbridge::webqq::{QqNumber, Secret};
+use qqbridge::account::manager::RemoveAccount;
 use serde_json::{Value, json};
 
+use crate::bridge_common::{ME, owner_and_config, start_bridge, urlencode};
 use crate::harness::{TestEmulator, test_store};
-use crate::synapse::{call, lease, register_user};
+use crate::synapse::{call, lease};
 
-const ME: u64 = 10001;
 const ALICE: u64 = 10002;
 const BREATH: u64 = 10003;
 const GROUP: u64 = 346_167_134;
-
-/// The owner's view: every room they are invited to or joined, with its timeline texts.
-struct Owner {
-    user_id: String,
-    token: String,
-    /// The last sync's `next_batch`: Synapse caches identical sync requests, so each call
-    /// continues from the previous one.
-    since: std::sync::Mutex<Option<String>>,
-}
-
-impl Owner {
-    /// Joins every room the owner is invited to; answers the joined rooms.
-    async fn join_invites(&self) -> Vec<String> {
-        let since = self.since.lock().unwrap().clone();
-        // A fresh timeout each call: Synapse answers an identical sync request from a cache for
-        // a while, which would hide a new invite.
-        let timeout = 10 + rand::random::<u16>() % 1000;
-        let path = match since {
-            Some(since) => {
-                format!("/_matrix/client/v3/sync?timeout={timeout}&since={}", urlencode(&since))
-            }
-            None => format!("/_matrix/client/v3/sync?timeout={timeout}"),
-        };
-        let (status, sync) = call("GET", &path, Some(&self.token), None).await;
-        assert_eq!(status, 200, "{sync}");
-        *self.since.lock().unwrap() = sync["next_batch"].as_str().map(str::to_owned);
-        if let Some(invites) = sync["rooms"]["invite"].as_object() {
-            for room in invites.keys() {
-                let path = format!("/_matrix/client/v3/rooms/{}/join", urlencode(room));
-                let (status, body) = call("POST", &path, Some(&self.token), Some(json!({}))).await;
-                assert_eq!(status, 200, "join {room}: {body}");
-            }
-        }
-        let (_, joined) =
-            call("GET", "/_matrix/client/v3/joined_rooms", Some(&self.token), None).await;
-        joined["joined_rooms"]
-            .as_array()
-            .map(|rooms| rooms.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default()
-    }
-
-    /// The `m.room.message` events of `room`, oldest first.
-    async fn messages(&self, room: &str) -> Vec<Value> {
-        let path = format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50", urlencode(room));
-        let (status, body) = call("GET", &path, Some(&self.token), None).await;
-        assert_eq!(status, 200, "{body}");
-        let mut events: Vec<Value> = body["chunk"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e["type"] == "m.room.message")
-            .collect();
-        events.reverse();
-        events
-    }
-
-    /// Waits until some room has a message with `body`; answers (room, event).
-    async fn wait_for(&self, body: &str) -> (String, Value) {
-        for _ in 0..150 {
-            for room in self.join_invites().await {
-                if let Some(event) =
-                    self.messages(&room).await.into_iter().find(|e| e["content"]["body"] == body)
-                {
-                    return (room, event);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let mut seen = Vec::new();
-        for room in self.join_invites().await {
-            seen.extend(self.messages(&room).await.into_iter().map(|e| e["content"].clone()));
-        }
-        panic!("no room of {} got {body:?}; seen: {seen:?}", self.user_id);
-    }
-
-    /// Uploads a 1×1 PNG as the owner; answers its mxc URI.
-    async fn upload_png(&self) -> String {
-        const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082";
-        let url = format!(
-            "{}/_matrix/media/v3/upload?filename=pic.png",
-            crate::synapse::synapse().base_url
-        );
-        let answer: Value = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
-            .post(url)
-            .bearer_auth(&self.token)
-            .header("content-type", "image/png")
-            .body(hex::decode(PNG).unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["content_uri"].as_str().unwrap().to_owned()
-    }
-
-    /// Sends any message content as the owner; answers the event id.
-    async fn send_content(&self, room: &str, content: Value) -> String {
-        let path = format!(
-            "/_matrix/client/v3/rooms/{}/send/m.room.message/t{}",
-            urlencode(room),
-            rand::random::<u64>()
-        );
-        let (status, answer) = call("PUT", &path, Some(&self.token), Some(content)).await;
-        assert_eq!(status, 200, "{answer}");
-        answer["event_id"].as_str().unwrap().to_owned()
-    }
-
-    /// Sends a text as the owner; answers the event id.
-    async fn send(&self, room: &str, body: &str) -> String {
-        let path = format!(
-            "/_matrix/client/v3/rooms/{}/send/m.room.message/t{}",
-            urlencode(room),
-            rand::random::<u64>()
-        );
-        let content = json!({"msgtype": "m.text", "body": body});
-        let (status, answer) = call("PUT", &path, Some(&self.token), Some(content)).await;
-        assert_eq!(status, 200, "{answer}");
-        answer["event_id"].as_str().unwrap().to_owned()
-    }
-}
-
-fn urlencode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
 
 async fn sent_texts(te: &TestEmulator) -> Vec<String> {
     te.sent(ME).await.iter().map(|m| m.to_string()).collect()
@@ -339,58 +202,6 @@ async fn test_friend_and_group_both_ways_through_synapse() {
     let second = bodies.iter().position(|b| b == "second").unwrap();
     assert!(first < second, "{bodies:?}");
     side.stop().await;
-}
-
-/// A fresh owner for `slot` and the slot's config with account 10001 owned by them.
-async fn owner_and_config(slot: &crate::synapse::SynapseSlot) -> (Owner, qqbridge::config::Config) {
-    let (owner_id, token) =
-        register_user(&format!("owner{}x{}", slot.index, rand::random::<u16>())).await;
-    let mut config = slot.config.clone();
-    config.accounts = vec![AccountConfig {
-        id: "me".into(),
-        qq: ME,
-        login: qqbridge::config::LoginMode::Password,
-        password: Some(Secret::new("password".into())),
-        password_env: None,
-        enabled: true,
-        owner: Some(owner_id.clone()),
-    }];
-    (Owner { user_id: owner_id, token, since: Default::default() }, config)
-}
-
-/// Starts the Matrix side on `listener` and account 10001; returns once it is CONNECTED.
-async fn start_bridge(
-    te: &TestEmulator,
-    config: &qqbridge::config::Config,
-    store: qqbridge::store::Store,
-    listener: std::net::TcpListener,
-) -> startup::MatrixSide {
-    let manager = ManagerSettings {
-        client: te.client_config(),
-        backoff: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) },
-        send: SendPolicy { min_interval: Duration::from_millis(50), ..SendPolicy::default() },
-        max_relogins: 3,
-        arbiters: 1,
-        login_concurrency: 4,
-        per_account: true,
-    };
-    let side = startup::start(config, store, Metrics::new(), manager, listener).await.unwrap();
-    assert!(side.status.is_ready(), "the start-up ping went through Synapse");
-    let add = AddAccount {
-        id: "me".into(),
-        qq: QqNumber::new(ME),
-        credentials: Credentials::Password(Secret::new("password".into())),
-    };
-    side.accounts.send(add).await.unwrap().unwrap();
-    // The emulator delivers to logged-in sessions only.
-    for _ in 0..100 {
-        let states = side.accounts.send(GetStates).await.unwrap();
-        if states.iter().any(|(_, state, _)| *state == AccountState::Connected) {
-            return side;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("account 10001 never connected");
 }
 
 /// Delivers `events` to the bridge's appservice listener as the homeserver would, as

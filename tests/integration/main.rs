@@ -8,6 +8,8 @@ mod tidy;
 
 mod accounts;
 mod bridge;
+mod bridge_common;
+mod bridge_members;
 mod bridge_outbound;
 mod cli;
 mod harness;

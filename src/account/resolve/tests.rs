@@ -156,9 +156,96 @@ fn test_kick_and_typing() {
         json!({"msg_id": 1, "from_uin": FRIEND_UIN, "to_uin": MY_UIN, "msg_type": 121}),
     );
     assert_eq!(done(r.resolve(&typing)), QqEvent::Typing { from: QqNumber::new(FRIEND_QQ) });
-    let status = event(
-        "buddies_status_change",
-        json!({"uin": FRIEND_UIN, "status": "online", "client_type": 1}),
+    let list = event(
+        "buddylist_change",
+        json!({"added_friends": [{"groupid": 0, "uin": 1754314370}], "removed_friends": []}),
     );
-    assert_eq!(r.resolve(&status), Resolution::Done(None));
+    assert_eq!(r.resolve(&list), Resolution::Done(None));
+}
+
+fn sys_g(kind: serde_json::Value) -> PollEvent {
+    let mut value = json!({"msg_id": 9, "from_uin": GID, "to_uin": MY_UIN, "msg_id2": 1,
+        "msg_type": 33, "reply_ip": 1, "gcode": 77, "t_gcode": 346_167_134});
+    value.as_object_mut().unwrap().extend(kind.as_object().unwrap().clone());
+    event("sys_g_msg", value)
+}
+
+#[test]
+fn test_group_join_and_leave_become_membership_changes() {
+    let mut resolver = resolver();
+    let group = GroupNumber::new(346_167_134);
+    // The member's number is blank (as in protocol §4.9's sample): a lookup first.
+    let join = sys_g(json!({"type": "group_join", "op_type": 3, "new_member": 777,
+        "t_new_member": "", "admin_uin": 1, "admin_nick": "boss"}));
+    assert_eq!(resolver.resolve(&join), Resolution::Lookup(Lookup::Person(Uin::new(777))));
+    resolver.learn_person(Uin::new(777), QqNumber::new(20_000));
+    let QqEvent::MemberJoined(change) = done(resolver.resolve(&join)) else { panic!("join") };
+    assert_eq!(change.group, group);
+    assert_eq!(change.group_name.as_deref(), Some("Rustaceans"));
+    assert_eq!(change.member, QqNumber::new(20_000));
+    assert!(!change.is_self && change.removed_by.is_none());
+
+    let cases = [
+        // (op_type, t_old_member, admin_nick, expected member, removed_by)
+        (json!(2), json!(30_000), json!(null), 30_000, None),
+        (json!(3), json!(30_000), json!("&lt;boss&gt;"), 30_000, Some("<boss>")),
+        (json!(3), json!(30_000), json!(null), 30_000, Some("an admin")),
+    ];
+    for (op_type, real, admin, member, removed_by) in cases {
+        let mut kind = json!({"type": "group_leave", "op_type": op_type, "old_member": 888,
+            "t_old_member": real});
+        if !admin.is_null() {
+            kind["admin_nick"] = admin;
+        }
+        let QqEvent::MemberLeft(change) = done(resolver.resolve(&sys_g(kind))) else {
+            panic!("leave")
+        };
+        assert_eq!(change.member, QqNumber::new(member));
+        assert_eq!(change.removed_by.as_deref(), removed_by);
+    }
+}
+
+#[test]
+fn test_own_join_of_an_unknown_group_uses_t_gcode() {
+    let resolver = resolver();
+    let mut value = json!({"msg_id": 9, "from_uin": 4242, "to_uin": MY_UIN, "msg_type": 33,
+        "t_gcode": 555, "type": "group_join", "new_member": MY_UIN, "t_new_member": ""});
+    value["gcode"] = json!(1);
+    let QqEvent::MemberJoined(change) = done(resolver.resolve(&event("sys_g_msg", value))) else {
+        panic!("join")
+    };
+    assert!(change.is_self);
+    assert_eq!(change.member, QqNumber::new(ME));
+    assert_eq!(change.group, GroupNumber::new(555));
+    assert_eq!(change.group_name, None);
+    // Other sub-types are not membership changes.
+    let admin = sys_g(json!({"type": "group_admin_op", "op_type": 1, "uin": 5, "t_uin": 6}));
+    assert_eq!(resolver.resolve(&admin), Resolution::Done(None));
+}
+
+#[test]
+fn test_buddies_status_change_becomes_presence_of_a_friend() {
+    let resolver = resolver();
+    let change = event(
+        "buddies_status_change",
+        json!({"uin": FRIEND_UIN, "status": "away", "client_type": 1}),
+    );
+    assert_eq!(
+        done(resolver.resolve(&change)),
+        QqEvent::Presence { friend: QqNumber::new(FRIEND_QQ), status: "away".into() }
+    );
+    let stranger = event("buddies_status_change", json!({"uin": 31337, "status": "online"}));
+    assert_eq!(resolver.resolve(&stranger), Resolution::Lookup(Lookup::Person(Uin::new(31337))));
+}
+
+#[test]
+fn test_a_friend_keeps_their_friend_name_in_groups() {
+    let mut r = resolver();
+    r.learn_group_members(
+        Gid::new(GID),
+        [(Uin::new(FRIEND_UIN), "card".to_owned()), (Uin::new(777), "stranger card".to_owned())],
+    );
+    r.learn_person(Uin::new(777), QqNumber::new(20002));
+    assert_eq!(message(r.resolve(&group(FRIEND_UIN))).sender_name, "alice from work");
+    assert_eq!(message(r.resolve(&group(777))).sender_name, "stranger card");
 }

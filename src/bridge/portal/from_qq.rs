@@ -33,11 +33,12 @@ impl Bridge {
         if msg.from_self && self.take_echo(&key, &normalize_for_echo(&msg.content)) {
             return Ok(QqOutcome::Duplicate);
         }
-        let room = self.portal_room(account, &owner, &key, msg).await?;
+        let room =
+            self.portal_room(account, &owner, &key, &msg.chat, msg.chat_name.as_deref()).await?;
         // Without double puppeting the owner's own messages from another QQ client appear as
         // the owner's ghost (MATRIX.md §6.4).
         let sender = match msg.sender {
-            Some(qq) => Some(self.ghost_in_room(qq, &msg.sender_name, &room).await?),
+            Some(qq) => Some(self.ghost_in_room(account, qq, &msg.sender_name, &room).await?),
             None => None,
         };
         let ts = MilliSecondsSinceUnixEpoch(UInt::new_saturating(msg.time.saturating_mul(1000)));
@@ -67,6 +68,7 @@ impl Bridge {
                 created_at: unix_now(),
             })?;
         }
+        self.join_pending(&room).await;
         Ok(QqOutcome::Bridged)
     }
 
@@ -124,16 +126,12 @@ impl Bridge {
     /// that portal exists (typing never creates one).
     pub async fn qq_typing(&self, account: &str, from: QqNumber) -> Result<(), BridgeError> {
         let key = ids::portal_key(account, &ChatKey::Friend(from));
-        let Some(room) = self.store.portal(&key)?.and_then(|p| p.room_id) else { return Ok(()) };
-        if !self.store.is_ghost_in_room(from, &room)? {
+        let Some(portal) = self.known_portal(&key)? else { return Ok(()) };
+        if !self.ghost_is_in(from, &portal.room)? {
             return Ok(());
         }
-        let ghost = self
-            .settings
-            .ghosts
-            .user_id(from)
-            .ok_or_else(|| BridgeError::BadId(from.to_string()))?;
-        self.matrix.typing(&room, &ghost, Some(TYPING_TIMEOUT)).await?;
+        let ghost = self.ghost_id(from)?;
+        self.matrix.typing(&portal.room, &ghost, Some(TYPING_TIMEOUT)).await?;
         Ok(())
     }
 }

@@ -23,7 +23,12 @@ use crate::webqq::content::{Content, normalize_for_echo};
 /// How long a QQ typing notice shows (QQ sends one per burst of typing, protocol §4.7).
 pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
+mod avatars;
+mod cache;
 mod from_qq;
+mod ghosts;
+mod management;
+mod members;
 mod outbound;
 mod outbox;
 mod permissions;
@@ -31,7 +36,10 @@ mod replies;
 mod rooms;
 mod space;
 mod status;
+mod sync;
 mod to_qq;
+
+pub use members::presence_of;
 
 /// Own sends remembered per portal to recognise their echo in poll2.
 const ECHO_MEMORY: usize = 32;
@@ -51,6 +59,9 @@ pub enum BridgeError {
     /// An id could not be built (a template or server name the config should have refused).
     #[error("cannot build the Matrix id for {0}")]
     BadId(String),
+    /// The account's contact lists did not load in time.
+    #[error("the contact lists of account {0} are not loaded")]
+    NotReady(String),
 }
 
 impl BridgeError {
@@ -59,7 +70,10 @@ impl BridgeError {
     pub fn is_transient(&self) -> bool {
         match self {
             BridgeError::Matrix(error) => error.is_transient() || error.is_rate_limited(),
-            BridgeError::Store(_) | BridgeError::NoOwner(_) | BridgeError::BadId(_) => false,
+            BridgeError::Store(_)
+            | BridgeError::NoOwner(_)
+            | BridgeError::BadId(_)
+            | BridgeError::NotReady(_) => false,
         }
     }
 }
@@ -82,6 +96,12 @@ pub struct BridgeSettings {
     pub max_text_bytes: usize,
     /// Send `com.beeper.message_send_status` events (`bridge.message_status_events`).
     pub message_status_events: bool,
+    /// Members whose ghosts join a new group portal (`bridge.initial_group_members`).
+    pub initial_group_members: usize,
+    /// Bridge friends' online status as ghost presence (`bridge.presence`).
+    pub presence: bool,
+    /// When portals are created (`bridge.portal_creation`).
+    pub portal_creation: crate::config::PortalCreation,
 }
 
 /// The bridge core.
@@ -103,6 +123,19 @@ pub struct Bridge {
     started_at: std::time::Instant,
     /// Accounts a message was queued on since the start (`outbound.rs`).
     seen_running: Mutex<std::collections::HashSet<String>>,
+    /// What the store says about portals and ghosts, remembered (`cache.rs`).
+    caches: Arc<cache::Caches>,
+    /// Ghost avatars, fetched in the background (`avatars.rs`).
+    avatars: avatars::Avatars,
+    /// Each owner's management room, created on first use (`management.rs`).
+    management: tokio::sync::Mutex<HashMap<OwnedUserId, ruma::OwnedRoomId>>,
+    /// Accounts whose contacts were synced to portals in this process (`sync.rs`).
+    synced: Mutex<std::collections::HashSet<String>>,
+    /// Members of new group portals still to join, after the message that made the portal
+    /// (`rooms.rs`): by room, the account and the members.
+    pending_joins: Mutex<HashMap<ruma::OwnedRoomId, rooms::PendingJoins>>,
+    /// Recent notices about unbridgeable events, not repeated for a while (`management.rs`).
+    notice_throttle: Mutex<management::NoticeThrottle>,
 }
 
 /// How one QQ message ended.
@@ -122,6 +155,14 @@ impl Bridge {
         store: Store,
         accounts: Addr<AccountManager>,
     ) -> Self {
+        let caches = Arc::new(cache::Caches::new(cache::CACHE_ENTRIES));
+        let avatars = avatars::Avatars::new(
+            matrix.clone(),
+            store.clone(),
+            accounts.clone(),
+            settings.ghosts.clone(),
+            caches.clone(),
+        );
         Bridge {
             settings,
             matrix,
@@ -133,6 +174,12 @@ impl Bridge {
             outbox_seq: std::sync::atomic::AtomicU64::new(0),
             started_at: std::time::Instant::now(),
             seen_running: Mutex::new(std::collections::HashSet::new()),
+            caches,
+            avatars,
+            management: tokio::sync::Mutex::new(HashMap::new()),
+            synced: Mutex::new(std::collections::HashSet::new()),
+            pending_joins: Mutex::new(HashMap::new()),
+            notice_throttle: Mutex::new(management::NoticeThrottle::new()),
         }
     }
 

@@ -10,7 +10,7 @@ use ruma::api::client::authenticated_media::get_content as get_content_v1;
 use ruma::api::client::discovery::get_supported_versions;
 use ruma::api::client::media::{create_content, get_content as get_content_v3};
 use ruma::api::client::membership::invite_user::{self, v3::InvitationRecipient, v3::InviteUserId};
-use ruma::api::client::membership::{join_room_by_id, leave_room};
+use ruma::api::client::membership::{join_room_by_id, kick_user, leave_room};
 use ruma::api::client::message::send_message_event;
 use ruma::api::client::presence::set_presence;
 use ruma::api::client::profile::set_profile_field;
@@ -180,8 +180,31 @@ impl MatrixClient {
 
     /// `as_user` (or the bot) leaves `room`.
     pub async fn leave(&self, room: &RoomId, as_user: Option<&UserId>) -> Result<(), Error> {
-        let request = leave_room::v3::Request::new(room.to_owned());
+        self.leave_with_reason(room, as_user, None).await
+    }
+
+    /// `as_user` (or the bot) leaves `room`, saying why in the membership event.
+    pub async fn leave_with_reason(
+        &self,
+        room: &RoomId,
+        as_user: Option<&UserId>,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
+        let mut request = leave_room::v3::Request::new(room.to_owned());
+        request.reason = reason;
         self.send(MatrixEndpoint::Join, request, as_user).await.map(|_| ())
+    }
+
+    /// The bot kicks `user` out of `room` with `reason` (the bot needs the power to kick).
+    pub async fn kick(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
+        let mut request = kick_user::v3::Request::new(room.to_owned(), user.to_owned());
+        request.reason = reason;
+        self.send(MatrixEndpoint::Join, request, None).await.map(|_| ())
     }
 
     /// `PUT /rooms/{room}/send/{type}/{txn_id}` as `as_user` (or the bot). `txn_id` must be

@@ -1,0 +1,188 @@
+//! The management room: a direct chat between the bot and each account owner, created once
+//! (its id kept in the store's `bridge_kv`), where the bridge tells the owner what needs them —
+//! kicks, unbridgeable events, account states — and where bot commands will live (MATRIX.md
+//! §6.1).
+
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use ruma::api::client::room::{Visibility, create_room};
+use ruma::{OwnedRoomId, RoomId, UserId};
+
+use crate::account::state::AccountState;
+
+use super::cache::Bounded;
+use super::{Bridge, BridgeError};
+
+/// How long the same notice about unbridgeable events is not repeated: a group missing from
+/// the list would otherwise make one notice per message.
+const REPEAT_AFTER: Duration = Duration::from_secs(600);
+
+/// Remembers recent notices so that a repeated one is held back for [`REPEAT_AFTER`].
+#[derive(Debug)]
+pub(super) struct NoticeThrottle {
+    recent: Bounded<String, Instant>,
+}
+
+impl NoticeThrottle {
+    /// A throttle remembering up to 1,024 notices.
+    pub(super) fn new() -> Self {
+        NoticeThrottle { recent: Bounded::new(1024) }
+    }
+
+    /// Whether `key` may be told at `now` (then it is remembered).
+    pub(super) fn allow(&mut self, key: &str, now: Instant) -> bool {
+        let key = key.to_owned();
+        if self.recent.get(&key).is_some_and(|at| now.saturating_duration_since(at) < REPEAT_AFTER)
+        {
+            return false;
+        }
+        self.recent.insert(key, now);
+        true
+    }
+}
+
+/// The `bridge_kv` key of `owner`'s management room.
+pub(super) fn management_key(owner: &UserId) -> String {
+    format!("management_room:{owner}")
+}
+
+impl Bridge {
+    /// `owner`'s management room, created (owner invited, direct) on first use.
+    pub(super) async fn management_room(&self, owner: &UserId) -> Result<OwnedRoomId, BridgeError> {
+        // Held across the creation so that two notices at once make one room.
+        let mut rooms = self.management.lock().await;
+        if let Some(room) = rooms.get(owner) {
+            return Ok(room.clone());
+        }
+        let key = management_key(owner);
+        let stored = self.store.kv_get(&key)?.and_then(|id| RoomId::parse(id).ok());
+        let room = match stored {
+            Some(room) => room,
+            None => {
+                let mut request = create_room::v3::Request::new();
+                request.visibility = Visibility::Private;
+                request.preset = Some(create_room::v3::RoomPreset::TrustedPrivateChat);
+                request.is_direct = true;
+                request.invite = vec![owner.to_owned()];
+                request.name = Some("QQ bridge".to_owned());
+                request.topic = Some("Notices of your QQ accounts from the bridge".to_owned());
+                let room = self.matrix.create_room(request, None).await?;
+                self.store.kv_set(&key, room.as_str())?;
+                tracing::info!(%owner, %room, "management room created");
+                room
+            }
+        };
+        rooms.insert(owner.to_owned(), room.clone());
+        Ok(room)
+    }
+
+    /// Tells `account`'s owner `text` in their management room. A failure is logged: a notice
+    /// never fails the event that caused it.
+    pub(super) async fn tell_owner(&self, account: &str, text: &str) {
+        let told = async {
+            let owner = self.owner(account)?;
+            let room = self.management_room(&owner).await?;
+            self.notice(&room, text).await
+        };
+        if let Err(error) = told.await {
+            tracing::warn!(%account, %error, notice = %text, "owner not told");
+        }
+    }
+
+    /// QQ logged the account out (kick_message, protocol §4.5).
+    pub async fn qq_kicked(&self, account: &str, reason: &str) {
+        let text = format!(
+            "QQ account {account} was logged out by QQ: {reason}. It is not logged in again \
+             automatically; log in again when the other client is done."
+        );
+        self.tell_owner(account, &text).await;
+    }
+
+    /// A QQ event of the account could not be bridged.
+    pub async fn qq_unbridgeable(&self, account: &str, poll_type: &str, reason: &str) {
+        let text = format!("QQ account {account}: {reason} was not bridged ({poll_type}).");
+        let allowed = self
+            .notice_throttle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allow(&text, Instant::now());
+        if allowed {
+            self.tell_owner(account, &text).await;
+        }
+    }
+
+    /// The account's state changed: the owner hears of the states that need them, and a newly
+    /// connected account may have its contacts synced (`sync.rs`).
+    pub async fn qq_account_state(&self, account: &str, state: AccountState, reason: Option<&str>) {
+        if let Some(text) = state_notice(account, state, reason) {
+            self.tell_owner(account, &text).await;
+        }
+        if state == AccountState::Connected {
+            self.sync_on_connect(account).await;
+        }
+    }
+}
+
+/// What the owner is told when `account` enters `state`; `None` for the states that need
+/// nobody (MATRIX.md §6.5: errors only, by default).
+pub(super) fn state_notice(
+    account: &str,
+    state: AccountState,
+    reason: Option<&str>,
+) -> Option<String> {
+    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    match state {
+        AccountState::BadCredentials => Some(format!(
+            "QQ account {account} cannot log in (BAD_CREDENTIALS{why}). Check the password, or \
+             answer the captcha or QR code, then log in again."
+        )),
+        AccountState::LoggedOut => Some(format!(
+            "QQ account {account} is logged out (LOGGED_OUT{why}). Log in again to resume bridging."
+        )),
+        AccountState::UnknownError => Some(format!(
+            "QQ account {account} stopped on an unexpected error (UNKNOWN_ERROR{why})."
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_only_states_that_need_the_owner_make_a_notice() {
+        for state in AccountState::ALL {
+            let notice = state_notice("me", state, Some("kicked"));
+            let needs_owner = matches!(
+                state,
+                AccountState::BadCredentials | AccountState::LoggedOut | AccountState::UnknownError
+            );
+            assert_eq!(notice.is_some(), needs_owner, "{state:?}");
+            if let Some(text) = notice {
+                assert!(text.contains("me") && text.contains(": kicked"), "{text}");
+                assert!(text.contains(state.as_str()), "{text}");
+            }
+        }
+        assert!(!state_notice("me", AccountState::LoggedOut, None).unwrap().contains(": "));
+    }
+
+    #[test]
+    fn test_a_repeated_notice_waits() {
+        let mut throttle = NoticeThrottle::new();
+        let start = Instant::now();
+        assert!(throttle.allow("a", start));
+        assert!(!throttle.allow("a", start + Duration::from_secs(1)));
+        assert!(throttle.allow("b", start + Duration::from_secs(1)));
+        assert!(throttle.allow("a", start + REPEAT_AFTER + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn test_management_key_is_per_owner() {
+        let a = UserId::parse("@a:example.org").unwrap();
+        let b = UserId::parse("@b:example.org").unwrap();
+        assert_eq!(management_key(&a), "management_room:@a:example.org");
+        assert_ne!(management_key(&a), management_key(&b));
+    }
+}
