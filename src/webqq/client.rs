@@ -17,10 +17,12 @@ use reqwest::header::{
     CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue, LOCATION, ORIGIN, REFERER, SET_COOKIE, USER_AGENT,
 };
 
+use crate::webqq::api::poll2::{MAX_POLL_BYTES, Poll2};
 use crate::webqq::api::{Endpoint, HostKind, Method, RawAnswer};
 use crate::webqq::cookies::CookieJar;
 use crate::webqq::hash::HashVariant;
 use crate::webqq::hosts::{self, Channel};
+use crate::webqq::longpoll::{LongPoll, PollHead};
 use crate::webqq::session::{Session, Tokens, unix_now};
 use crate::webqq::{ClientId, Error, Secret};
 
@@ -167,6 +169,7 @@ pub(crate) struct State {
 pub struct WebQqClient {
     http: reqwest::Client,
     jar: Arc<CookieJar>,
+    poll: LongPoll,
     config: ClientConfig,
     state: Mutex<State>,
     msg_id: AtomicU64,
@@ -216,6 +219,7 @@ impl WebQqClient {
         Ok(WebQqClient {
             http,
             jar,
+            poll: LongPoll::default(),
             config,
             state: Mutex::new(State {
                 channel: Channel::D1,
@@ -323,6 +327,45 @@ impl WebQqClient {
     /// server); never retries by itself — retry policy belongs to the caller.
     pub async fn call<E: Endpoint>(&self, request: &E) -> Result<E::Answer, Error> {
         let target = self.target(E::HOST);
+        // poll2 on the plain-http channel host is held for up to a minute by thousands of
+        // accounts at once: it gets the lean exchange of `longpoll.rs` (protocol §2.3).
+        if E::NAME == Poll2::NAME && target.scheme == "http" && matches!(E::METHOD, Method::Post) {
+            return self.long_poll(&target, request).await;
+        }
+        // Boxed so that a held poll's future is not as large as a reqwest exchange's.
+        Box::pin(self.call_http(target, request)).await
+    }
+
+    async fn long_poll<E: Endpoint>(
+        &self,
+        target: &Target,
+        request: &E,
+    ) -> Result<E::Answer, Error> {
+        let head = PollHead {
+            host: target.host,
+            path: E::PATH,
+            referer: target.referer,
+            origin: target.origin,
+        };
+        let form = || {
+            serde_urlencoded::to_string(request.params())
+                .map_err(|e| Error::Config(format!("form encoding: {e}")))
+        };
+        let reply =
+            self.poll.post(E::NAME, &self.config, &self.jar, head, form, MAX_POLL_BYTES).await?;
+        E::decode(&RawAnswer {
+            status: reply.status,
+            location: None,
+            content_type: reply.content_type.as_deref(),
+            body: &reply.body,
+        })
+    }
+
+    async fn call_http<E: Endpoint>(
+        &self,
+        target: Target,
+        request: &E,
+    ) -> Result<E::Answer, Error> {
         let url = format!("{}://{}{}", target.scheme, target.host, E::PATH);
         let params = request.params();
         let timeout =
@@ -500,6 +543,16 @@ mod tests {
         assert!(!allowed("file:///etc/passwd"));
         let plain = WebQqClient::new(ClientConfig::default()).unwrap();
         assert!(!plain.picture_host_allowed(&url::Url::parse("http://127.0.0.1:9/").unwrap()));
+    }
+
+    #[test]
+    fn test_held_poll_is_small() {
+        let client = WebQqClient::new(ClientConfig::default()).unwrap();
+        let poll = Poll2::smartqq("ptwebqq", ClientId::SMARTQQ, "psessionid");
+        let future = client.call(&poll);
+        // The whole poll2 call as the poller holds it (reqwest's path boxed away).
+        let size = size_of_val(&future);
+        assert!(size <= 1280, "a held poll2 call is {size} bytes");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub enum Error {
         endpoint: &'static str,
         /// The transport error, URL removed.
         #[source]
-        source: reqwest::Error,
+        source: TransportError,
     },
     /// The server answered with an HTTP status the endpoint does not expect (502/504 on poll2 are
     /// handled by the poll itself and never reach here).
@@ -83,10 +83,91 @@ pub enum Error {
     },
 }
 
+/// Why a connection failed: reqwest's own error, or one of the long-poll exchange's.
+#[derive(Debug)]
+pub struct TransportError(Transport);
+
+#[derive(Debug)]
+enum Transport {
+    Http(reqwest::Error),
+    Own { kind: TransportKind, io: Option<std::io::Error> },
+}
+
+/// What went wrong on the long-poll exchange's own connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// Name resolution or TCP connect failed (nothing was sent).
+    Connect,
+    /// The connect or the whole exchange timed out.
+    Timeout,
+    /// The connection failed or closed before the answer was complete.
+    Closed,
+    /// The server's bytes are not an HTTP/1.x answer.
+    Protocol,
+}
+
+impl TransportError {
+    /// The connection was never established, so the request surely did not reach the server.
+    pub fn is_connect(&self) -> bool {
+        match &self.0 {
+            Transport::Http(e) => e.is_connect(),
+            Transport::Own { kind, .. } => *kind == TransportKind::Connect,
+        }
+    }
+
+    /// A timeout (connect or whole request).
+    pub fn is_timeout(&self) -> bool {
+        match &self.0 {
+            Transport::Http(e) => e.is_timeout(),
+            Transport::Own { kind, .. } => *kind == TransportKind::Timeout,
+        }
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Transport::Http(e) => e.fmt(f),
+            Transport::Own { kind, io } => {
+                let what = match kind {
+                    TransportKind::Connect => "error trying to connect",
+                    TransportKind::Timeout => "operation timed out",
+                    TransportKind::Closed => "connection closed before the answer was complete",
+                    TransportKind::Protocol => "malformed http answer",
+                };
+                match io {
+                    Some(io) => write!(f, "{what}: {io}"),
+                    None => f.write_str(what),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.0 {
+            Transport::Http(e) => e.source(),
+            Transport::Own { io, .. } => {
+                io.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
+            }
+        }
+    }
+}
+
 impl Error {
     /// Wraps a transport error, removing the URL (which may carry session tokens).
     pub fn network(endpoint: &'static str, source: reqwest::Error) -> Self {
-        Error::Network { endpoint, source: source.without_url() }
+        Error::Network { endpoint, source: TransportError(Transport::Http(source.without_url())) }
+    }
+
+    /// A transport failure of the long-poll exchange (`longpoll.rs`), which has no URL to leak.
+    pub fn transport(
+        endpoint: &'static str,
+        kind: TransportKind,
+        io: Option<std::io::Error>,
+    ) -> Self {
+        Error::Network { endpoint, source: TransportError(Transport::Own { kind, io }) }
     }
 
     /// Builds a decode error with a safe excerpt of the offending body.

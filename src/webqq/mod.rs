@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod id;
 pub mod jscall;
 pub mod login;
+mod longpoll;
 pub mod ops;
 pub mod retcode;
 pub mod secret;
