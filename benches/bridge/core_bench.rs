@@ -36,7 +36,7 @@ use crate::servers::{NullCounts, null_answer};
 const ACCOUNT: &str = "me";
 
 /// One run's figures.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CoreRun {
     /// Bridged messages per wall second.
     pub bridge_rate: f64,
@@ -50,6 +50,43 @@ pub struct CoreRun {
     pub raw_per_cpu: f64,
     /// Raw sends per CPU second without the null homeserver's thread.
     pub raw_per_own_cpu: f64,
+    /// CPU µs per bridged message by thread name (the bridge phase), largest first.
+    pub bridge_threads: Vec<(String, f64)>,
+}
+
+/// CPU ticks of every thread of this process, by thread id: (name, ticks).
+fn thread_ticks() -> BTreeMap<String, (String, u64)> {
+    let mut threads = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return threads };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if let Ok(ticks) = cpu_ticks(&format!("self/task/{tid}")) {
+            threads.insert(tid, (name.trim().to_owned(), ticks));
+        }
+    }
+    threads
+}
+
+/// CPU µs per message by thread name between two [`thread_ticks`] snapshots.
+fn per_thread(
+    before: &BTreeMap<String, (String, u64)>,
+    after: &BTreeMap<String, (String, u64)>,
+    messages: usize,
+) -> Vec<(String, f64)> {
+    let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
+    for (tid, (name, ticks)) in after {
+        let start = before.get(tid).map_or(0, |(_, t)| *t);
+        *by_name.entry(name.clone()).or_default() += ticks.saturating_sub(start);
+    }
+    let us_per_tick = 1e6 / clock_ticks_per_second() as f64;
+    let mut list: Vec<(String, f64)> = by_name
+        .into_iter()
+        .filter(|(_, t)| *t > 0)
+        .map(|(name, t)| (name, t as f64 * us_per_tick / messages as f64))
+        .collect();
+    list.sort_by(|a, b| b.1.total_cmp(&a.1));
+    list
 }
 
 /// What the measure needs.
@@ -232,6 +269,7 @@ async fn measure(
         batches.push(batch);
     }
     let before = counts.sends.load(Ordering::Relaxed);
+    let threads0 = thread_ticks();
     let (cpu0, null0) = (ticks_self()?, ticks_thread(tid)?);
     let started = Instant::now();
     for resolved in batches {
@@ -240,6 +278,7 @@ async fn measure(
     wait_sends(&counts, before + args.messages as u64, "bridge").await?;
     let bridge_wall = started.elapsed().as_secs_f64();
     let (cpu1, null1) = (ticks_self()?, ticks_thread(tid)?);
+    let bridge_threads = per_thread(&threads0, &thread_ticks(), args.messages);
     // Exactly N: nothing lost, nothing sent twice (the behaviour the smoke run checks).
     let bridged = counts.sends.load(Ordering::Relaxed) - before;
     if bridged != args.messages as u64 {
@@ -277,5 +316,6 @@ async fn measure(
         raw_rate: n / raw_wall,
         raw_per_cpu: per(cpu3 - cpu2),
         raw_per_own_cpu: per((cpu3 - cpu2).saturating_sub(null3 - null2)),
+        bridge_threads,
     })
 }

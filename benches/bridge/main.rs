@@ -188,7 +188,14 @@ async fn core_measure(args: &Args) -> anyhow::Result<()> {
     );
     let mut runs = Vec::new();
     for repeat in 0..args.repeats {
-        let run = tokio::task::spawn_blocking(move || core_bench::run_once(core_args)).await??;
+        // A thread of its own (named, so that its CPU shows apart from the runtime's threads)
+        // that runs the bridge's actix system.
+        let thread = std::thread::Builder::new()
+            .name("bridge-core".into())
+            .spawn(move || core_bench::run_once(core_args))?;
+        let run = tokio::task::spawn_blocking(move || thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the bridge-core thread panicked"))??;
         println!(
             "   run {}: bridge {:.0} msg/s, {:.0} msg/CPU-s ({:.0} without the null hs); \
              raw {:.0} msg/s, {:.0} msg/CPU-s ({:.0} without the null hs)",
@@ -200,6 +207,9 @@ async fn core_measure(args: &Args) -> anyhow::Result<()> {
             run.raw_per_cpu,
             run.raw_per_own_cpu
         );
+        let threads: Vec<String> =
+            run.bridge_threads.iter().map(|(name, us)| format!("{name} {us:.1}")).collect();
+        println!("      bridge phase, CPU µs per message by thread: {}", threads.join(", "));
         runs.push(run);
     }
     let m = |f: fn(&core_bench::CoreRun) -> f64| median(runs.iter().map(f).collect());
