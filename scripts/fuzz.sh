@@ -44,7 +44,7 @@ done
 need_cmd cargo "install Rust"
 cargo fuzz --version >/dev/null 2>&1 || die "cargo-fuzz is missing: cargo install cargo-fuzz"
 
-target_dir="${FUZZ_TARGET_DIR:-target/fuzz}"
+target_dir="$(realpath -m "${FUZZ_TARGET_DIR:-target/fuzz}")"
 all_targets="$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^qqbridge-fuzz$')"
 if [[ -z "$targets" ]]; then
     targets="$(echo "$all_targets" | tr '\n' ' ')"
@@ -56,9 +56,9 @@ else
 fi
 
 # The same flags on every build, so a second run reuses the first one's build.
-build_flags=(--sanitizer none --codegen-units 16 --target-dir "$target_dir")
+build_flags=(-O --sanitizer none --codegen-units 16 --target-dir "$target_dir")
 say "building the fuzz targets into $target_dir"
-(cd fuzz && cargo fuzz build "${build_flags[@]}") || die "cargo fuzz build failed"
+cargo fuzz build "${build_flags[@]}" || die "cargo fuzz build failed"
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 bin_dir="$target_dir/$triple/release"
 
@@ -91,7 +91,8 @@ run_target() {
     echo "${execs:-0} ${rate:-0} $crashes $units $status" >"$work/$t.result"
 }
 
-say "fuzzing: $targets(${seconds}s each, $jobs at a time)"
+targets="$(echo $targets)"
+say "fuzzing: $targets (${seconds}s each, $jobs at a time)"
 running=0
 for t in $targets; do
     if [[ "$running" -ge "$jobs" ]]; then
@@ -104,10 +105,14 @@ done
 wait || true
 
 failed=0
-printf '%-12s %8s %12s %10s %8s %10s\n' target seconds executions 'exec/s' crashes new-units
+printf '%-12s %8s %12s %10s %8s %10s %14s\n' \
+    target seconds executions 'exec/s' crashes new-units 'corpus files/KB'
+
 for t in $targets; do
     read -r execs rate crashes units status <"$work/$t.result"
-    printf '%-12s %8s %12s %10s %8s %10s\n' "$t" "$seconds" "$execs" "$rate" "$crashes" "$units"
+    corpus="$(find "fuzz/corpus/$t" -type f | wc -l)/$(du -sk --apparent-size "fuzz/corpus/$t" | cut -f1)"
+    printf '%-12s %8s %12s %10s %8s %10s %14s\n' \
+        "$t" "$seconds" "$execs" "$rate" "$crashes" "$units" "$corpus"
     if [[ "$crashes" -gt 0 || "$status" -ne 0 ]]; then
         failed=1
         say "$t failed (exit $status): see fuzz/artifacts/$t/last-failure.log"
