@@ -196,9 +196,12 @@ impl Segment {
                 }),
                 _ => None,
             },
+            // `["cface","group",""]` is ambiguous: a buddy custom face named `group` wins, since a
+            // group picture's send form always carries the name cface_upload gave (§2.18), and
+            // the other order did not survive a received round trip.
             ("cface", 3) => match (text(1)?, text(2)?) {
-                ("group", name) => Some(Segment::GroupCface { name: name.to_owned() }),
                 (name, "") => Some(Segment::CustomFace { name: name.to_owned() }),
+                ("group", name) => Some(Segment::GroupCface { name: name.to_owned() }),
                 _ => None,
             },
             ("offpic", 2) => {

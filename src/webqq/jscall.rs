@@ -98,7 +98,30 @@ pub fn format_call(name: &str, args: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Texts made of the pieces a JavaScript call is made of, so most of them come close to one.
+    fn arb_call_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("ptuiCB"),
+            Just("("),
+            Just(")"),
+            Just("'"),
+            Just("\""),
+            Just(","),
+            Just(" "),
+            Just(";"),
+            Just("\\"),
+            Just("\\x"),
+            Just("4f"),
+            Just("\u{feff}"),
+            Just("你"),
+            Just("a"),
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
 
     #[test]
     fn test_parse_seed_answers() {
@@ -141,5 +164,32 @@ mod tests {
             assert!(parse_call(bad, "ptuiCB").is_none(), "{bad}");
         }
         assert_eq!(parse_call("ptuiCB()", "ptuiCB").unwrap(), Vec::<String>::new());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn test_parse_call_never_panics(text in prop_oneof![arb_call_text(), "(?s).{0,48}"]) {
+            if let Some(args) = parse_call(&text, "ptuiCB") {
+                prop_assert!(text.contains("ptuiCB("));
+                for arg in &args {
+                    let _ = latin1_bytes(arg);
+                }
+            }
+        }
+
+        #[test]
+        fn test_format_call_round_trips(args in prop::collection::vec("(?s).{0,12}", 0..7)) {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            prop_assert_eq!(parse_call(&format_call("ptuiCB", &refs), "ptuiCB"), Some(args));
+        }
+
+        #[test]
+        fn test_hex_escapes_round_trip(bytes in prop::collection::vec(any::<u8>(), 0..16)) {
+            let text = format!("f('{}');", js_hex_escape(&bytes));
+            let args = parse_call(&text, "f").unwrap();
+            prop_assert_eq!(latin1_bytes(&args[0]), Some(bytes));
+        }
     }
 }

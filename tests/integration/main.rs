@@ -7,6 +7,7 @@
 mod tidy;
 
 mod accounts;
+mod bad_input;
 mod bridge;
 mod bridge_common;
 mod bridge_members;

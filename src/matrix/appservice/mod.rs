@@ -27,6 +27,7 @@ use crate::matrix::Token;
 use crate::metrics::Metrics;
 
 pub use memory::MemoryHandler;
+pub use routes::{BodyError, parse_transaction};
 
 /// Default cap on a transaction body: Synapse sends at most 100 PDUs (≤ 64 KiB each) plus 100
 /// ephemeral and 100 to-device events per transaction (MATRIX.md §2), so 16 MiB holds the worst

@@ -115,18 +115,21 @@ async fn read_body(
     Ok(body)
 }
 
-/// Why a transaction body was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum BodyError {
+/// Why a transaction body was refused; the `Display` text is the answer's `error` member.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
     /// Not JSON, or JSON but not an object: 400 `M_NOT_JSON`.
+    #[error("body is not a JSON object")]
     NotJson,
     /// `events` or `ephemeral` present but not an array: 400 `M_BAD_JSON`.
+    #[error("`{0}` is not an array")]
     BadField(&'static str),
 }
 
 /// Parses a transaction body once as JSON, takes the unstable ephemeral key when the stable one
-/// is missing, and keeps every event raw (one bad event never fails the transaction).
-pub(super) fn parse_transaction(txn_id: String, body: &[u8]) -> Result<Transaction, BodyError> {
+/// is missing, and keeps every event raw (one bad event never fails the transaction). Pure: the
+/// route and the fuzz target (`fuzz/fuzz_targets/transaction.rs`) share it.
+pub fn parse_transaction(txn_id: String, body: &[u8]) -> Result<Transaction, BodyError> {
     let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(body) else {
         return Err(BodyError::NotJson);
     };
@@ -179,16 +182,12 @@ async fn put_transaction(
     };
     let txn = match parse_transaction(txn_id.into_inner(), &body) {
         Ok(txn) => txn,
-        Err(BodyError::NotJson) => {
-            return bad_body(error(
-                StatusCode::BAD_REQUEST,
-                "M_NOT_JSON",
-                "body is not a JSON object",
-            ));
-        }
-        Err(BodyError::BadField(key)) => {
-            let message = format!("`{key}` is not an array");
-            return bad_body(error(StatusCode::BAD_REQUEST, "M_BAD_JSON", &message));
+        Err(failure) => {
+            let errcode = match failure {
+                BodyError::NotJson => "M_NOT_JSON",
+                BodyError::BadField(_) => "M_BAD_JSON",
+            };
+            return bad_body(error(StatusCode::BAD_REQUEST, errcode, &failure.to_string()));
         }
     };
     drop(body);

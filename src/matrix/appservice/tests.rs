@@ -383,3 +383,64 @@ fn test_status_remembers_only_recent_pings() {
     assert!(status.ping_received("p1"));
     assert!(status.ping_received(&format!("p{REMEMBERED_PINGS}")));
 }
+
+/// Arbitrary JSON shaped like Matrix events: the keys a transaction and its events use. No floats:
+/// serde_json's default float parsing does not always round-trip the last digit.
+fn arb_event_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop::sample::select(vec![
+        "type",
+        "room_id",
+        "event_id",
+        "sender",
+        "content",
+        "body",
+        "events",
+        "ephemeral",
+        "de.sorunome.msc2409.ephemeral",
+        "x",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "(?s).{0,8}".prop_map(Value::from),
+        Just(Value::from("m.room.message")),
+    ];
+    leaf.prop_recursive(4, 40, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..6).prop_map(|members| {
+                Value::Object(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn test_parse_transaction_never_panics_on_bytes(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+    ) {
+        let _ = parse_transaction("t".to_owned(), &body);
+    }
+
+    #[test]
+    fn test_parse_transaction_keeps_every_event_raw(
+        events in proptest::collection::vec(arb_event_json(), 0..6),
+        ephemeral in proptest::option::of(proptest::collection::vec(arb_event_json(), 0..4)),
+        extra in arb_event_json(),
+    ) {
+        let mut body = json!({"events": events, "x": extra});
+        if let Some(ephemeral) = &ephemeral {
+            body["de.sorunome.msc2409.ephemeral"] = json!(ephemeral);
+        }
+        let txn = parse_transaction("t".to_owned(), body.to_string().as_bytes()).unwrap();
+        let raw: Vec<Value> =
+            txn.events.iter().map(|e| serde_json::from_str(e.json().get()).unwrap()).collect();
+        proptest::prop_assert_eq!(raw, events);
+        proptest::prop_assert_eq!(txn.ephemeral.len(), ephemeral.map_or(0, |e| e.len()));
+    }
+}

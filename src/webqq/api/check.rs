@@ -34,19 +34,29 @@ pub struct CheckAnswer {
 }
 
 impl CheckAnswer {
-    /// The JavaScript text ptlogin answers with (the emulator's encoder).
+    /// The JavaScript text ptlogin answers with (the emulator's encoder): the 2-argument form
+    /// without a salt; with one, the salt then the 2015 fields that are present.
     pub fn to_js(&self) -> String {
-        let salt = self.salt.map(|s| crate::webqq::jscall::js_hex_escape(&s)).unwrap_or_default();
-        let flag = if self.need_captcha { "1" } else { "0" };
-        let mut args = vec![flag, self.code.as_str(), salt.as_str()];
-        if let (Some(vs), Some(rs)) = (&self.verifysession, &self.rand_salt) {
-            args.push(vs);
-            args.push(rs);
+        let flag = if self.need_captcha { "'1'" } else { "'0'" };
+        let mut args = vec![flag.to_owned(), js_quote(&self.code)];
+        // An empty third argument would read back as a bad salt: omit it instead (§1.2.1).
+        if let Some(salt) = &self.salt {
+            args.push(format!("'{}'", crate::webqq::jscall::js_hex_escape(salt)));
+            let extra = match (&self.verifysession, &self.rand_salt) {
+                (vs, Some(rs)) => vec![vs.as_deref().unwrap_or_default(), rs.as_str()],
+                (Some(vs), None) => vec![vs.as_str()],
+                (None, None) => Vec::new(),
+            };
+            args.extend(extra.into_iter().map(js_quote));
         }
         // Unlike ptuiCB, ptui_checkVC had no space before its last argument.
-        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-        format!("ptui_checkVC({});", quoted.join(","))
+        format!("ptui_checkVC({});", args.join(","))
     }
+}
+
+/// A single-quoted JavaScript string with `'` and `\` escaped.
+fn js_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 impl Endpoint for Check {
@@ -104,6 +114,8 @@ impl Endpoint for Check {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn decode(text: &str) -> Result<CheckAnswer, Error> {
@@ -134,5 +146,37 @@ mod tests {
         assert_eq!(decode(&new.to_js()).unwrap(), new);
         assert!(decode("ptui_checkVC('0','!A','\\x00');").is_err());
         assert!(decode("<html>").is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn test_any_body_never_panics(
+            text in prop_oneof!["ptui_checkVC\\(('(\\\\x[0-9a-f]{2}|[0-9!A-Z]){0,9}',?){0,6}\\);?", "(?s).{0,64}"],
+        ) {
+            if let Ok(answer) = decode(&text) {
+                prop_assert_eq!(decode(&answer.to_js()).unwrap(), answer);
+            }
+        }
+
+        #[test]
+        fn test_to_js_round_trips(
+            need_captcha in any::<bool>(),
+            code in "(?s).{0,12}",
+            salt in prop::option::of(any::<[u8; 8]>()),
+            session in prop::option::of(("(?s).{0,12}", "[01]")),
+        ) {
+            // The 4- and 5-argument forms always carry a salt (protocol §1.2.1).
+            let session = session.filter(|_| salt.is_some());
+            let answer = CheckAnswer {
+                need_captcha,
+                code,
+                salt,
+                verifysession: session.as_ref().map(|s| s.0.clone()),
+                rand_salt: session.map(|s| s.1),
+            };
+            prop_assert_eq!(decode(&answer.to_js()).unwrap(), answer);
+        }
     }
 }

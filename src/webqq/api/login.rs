@@ -121,6 +121,8 @@ impl PtuiCb {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn decode(text: &str) -> PtuiCb {
@@ -152,5 +154,31 @@ mod tests {
             decode("ptuiCB('0','0','http://aq.qq.com/cn2/abnormal','0','x', 'y');")
                 .is_account_locked()
         );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn test_any_body_never_panics(
+            text in prop_oneof!["ptuiCB\\(('[0-9x]{0,3}', ?){0,7}\\);?", "(?s).{0,64}"],
+        ) {
+            let raw = RawAnswer { status: 200, location: None, content_type: None, body: text.as_bytes() };
+            if let Ok(cb) = PtuiCb::decode("login", &raw) {
+                prop_assert_eq!(decode(&cb.to_js()), cb);
+            }
+        }
+
+        #[test]
+        fn test_to_js_round_trips(
+            code in any::<u32>(),
+            sub in any::<u32>(),
+            url in "(?s).{0,16}",
+            message in "(?s).{0,16}",
+            nick in "(?s).{0,16}",
+        ) {
+            let cb = PtuiCb { code, sub, url, message, nick };
+            prop_assert_eq!(decode(&cb.to_js()), cb);
+        }
     }
 }

@@ -91,6 +91,10 @@ impl Endpoint for Poll2 {
         if raw.status != 200 {
             return Err(Error::HttpStatus { endpoint: Self::NAME, status: raw.status });
         }
+        // serde would read a top-level array positionally and blame its first element.
+        if raw.body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(Error::decode(Self::NAME, "not a JSON object", raw.body));
+        }
         let envelope: Envelope<serde_json::Value> =
             serde_json::from_slice(raw.body).map_err(|e| Error::decode(Self::NAME, e, raw.body))?;
         let Some(code) = envelope.code() else {
@@ -119,7 +123,11 @@ impl Endpoint for Poll2 {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
     use super::*;
+    use crate::webqq::content::tests::arb_json;
     use crate::webqq::retcode::Action;
 
     fn decode(status: u16, body: &str) -> Result<PollAnswer, Error> {
@@ -152,6 +160,11 @@ mod tests {
         assert!(decode(200, r#"{"retcode":121,"t":"0"}"#).unwrap_err().is_kicked());
         assert!(decode(200, "{\"retcode\":0,\"result\":[").unwrap_err().is_transient());
         assert!(decode(500, "").unwrap_err().is_transient());
+        for not_object in ["", "  ", "[{\"retcode\":0}]", "<html>", "0"] {
+            let error = decode(200, not_object).unwrap_err();
+            assert!(error.to_string().contains("not a JSON object"), "{not_object}: {error}");
+            assert!(error.is_transient());
+        }
     }
 
     #[test]
@@ -168,5 +181,52 @@ mod tests {
         let params = old.params();
         assert_eq!(params[0].1, r#"{"clientid":77663518,"psessionid":"ps","key":0,"ids":[]}"#);
         assert_eq!(params.len(), 3);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn test_any_body_and_status_never_panic(
+            status in prop_oneof![Just(200u16), Just(502), Just(504), any::<u16>()],
+            body in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let answer = Poll2::decode(&RawAnswer {
+                status,
+                location: None,
+                content_type: None,
+                body: &body,
+            });
+            if let Ok(PollAnswer::Events(events)) = answer {
+                prop_assert!(!events.is_empty());
+            }
+        }
+
+        #[test]
+        fn test_any_envelope_is_classified_by_its_code(
+            code in prop_oneof![Just(0i64), Just(102), Just(116), Just(121), any::<i64>()],
+            errcode_form in any::<bool>(),
+            result in arb_json(),
+            errmsg in prop_oneof![Just("error"), Just(""), Just("ok")],
+        ) {
+            let key = if errcode_form { "errCode" } else { "retcode" };
+            let body = json!({ key: code, "result": result, "errmsg": errmsg }).to_string();
+            let answer = decode(200, &body);
+            // From the text, not `result`: serde_json's float parsing may change a last digit.
+            let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let events = decode_poll_result(&parsed["result"]);
+            match (code, answer) {
+                (0, Ok(PollAnswer::Events(got))) => prop_assert_eq!(got, events),
+                (0, Ok(PollAnswer::Suspicious)) => {
+                    prop_assert!(events.is_empty() && errmsg == "error");
+                }
+                (0, Ok(PollAnswer::Idle)) => prop_assert!(events.is_empty() && errmsg != "error"),
+                (102, Ok(PollAnswer::Idle)) => {}
+                (code, Err(error)) if code != 0 && code != 102 => {
+                    prop_assert_eq!(error.retcode(), Some(Retcode(code)));
+                }
+                (code, other) => prop_assert!(false, "retcode {} gave {:?}", code, other),
+            }
+        }
     }
 }

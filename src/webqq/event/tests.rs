@@ -444,3 +444,52 @@ proptest! {
         prop_assert_eq!(PollEvent::from_wire(&wire), event);
     }
 }
+
+/// Every `poll_type` of protocol §4, plus one that does not exist.
+const POLL_TYPES: [&str; 18] = [
+    "message",
+    "group_message",
+    "discu_message",
+    "sess_message",
+    "kick_message",
+    "buddies_status_change",
+    "input_notify",
+    "shake_message",
+    "system_message",
+    "sys_g_msg",
+    "buddylist_change",
+    "group_web_message",
+    "notify_offfile",
+    "push_offfile",
+    "file_message",
+    "filesrv_transfer",
+    "tips",
+    "no_such_type",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn test_any_value_of_any_poll_type_decodes_stably(
+        poll_type in prop::sample::select(POLL_TYPES.to_vec()),
+        value in arb_json(),
+    ) {
+        let element = json!({"poll_type": poll_type, "value": value});
+        let event = PollEvent::from_wire(&element);
+        // A bad value degrades to Unknown (kept raw) and never loses the poll type.
+        prop_assert_eq!(event.poll_type(), poll_type);
+        let wire = serde_json::to_value(&event).unwrap();
+        prop_assert_eq!(PollEvent::from_wire(&wire), event);
+    }
+
+    #[test]
+    fn test_any_bytes_that_parse_decode_without_panic(
+        bytes in prop::collection::vec(any::<u8>(), 0..128),
+    ) {
+        if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+            let _ = decode_poll_result(&value);
+            let _ = PollEvent::from_wire(&value);
+        }
+    }
+}

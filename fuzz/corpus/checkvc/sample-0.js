@@ -1,0 +1,1 @@
+ptui_checkVC('0','!IJG');

@@ -1,0 +1,1 @@
+ptui_checkVC('0','!ZDP','\x96\x00\xb9\xd6\xcf\x87\xae\xf4','34bfca26f1c4','1');

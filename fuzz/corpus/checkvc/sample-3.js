@@ -1,0 +1,1 @@
+ptui_checkVC('1','aa','\x00\x00\x00\x00\xa5\x13\xed\x18','','0');

@@ -1,0 +1,1 @@
+ptuiCB('0','0','http://ptlogin4.web2.qq.com/check_sig?pttype=1&uin=2769546520&service=login&nodirect=0&ptsigx=abc&s_url=http%3A%2F%2Fw.qq.com%2Fproxy.html&f_url=&ptlang=2052&ptredirect=100&aid=501004106&daid=164&j_later=0&low_login_hour=0&regmaster=0&pt_login_type=1&pt_aid=0&pt_aaid=16&pt_light=0&pt_3rd_aid=0','0','登录成功！', 'robot');

@@ -1,0 +1,1 @@
+ptuiCB('0','0','http://aq.qq.com/cn2/login_limit/login_limit_index','0','x', 'y');
