@@ -212,6 +212,11 @@ async fn measure(
         displayname_template: "{name} (QQ)".to_owned(),
         owners: BTreeMap::from([(ACCOUNT.to_owned(), owner)]),
         max_image_bytes: 10 << 20,
+        max_text_bytes: 8192,
+        message_status_events: false,
+        initial_group_members: 0,
+        presence: false,
+        portal_creation: qqbridge::config::PortalCreation::OnMessage,
     };
     let manager = ManagerSettings {
         client: ClientConfig::redirect_all(addr, None),
@@ -224,16 +229,15 @@ async fn measure(
     };
     let bridge_matrix = matrix.clone();
     let bridge_store = store.clone();
+    let actor_store = store.clone();
     let actor = BridgeActor::create(move |ctx| {
         let accounts =
             AccountManager::new(manager, metrics, bridge_store.clone(), ctx.address().recipient())
                 .start();
-        BridgeActor::new(Arc::new(Bridge::new(
-            bridge_settings,
-            bridge_matrix,
-            bridge_store,
-            accounts,
-        )))
+        BridgeActor::new(
+            Arc::new(Bridge::new(bridge_settings, bridge_matrix, bridge_store, accounts)),
+            actor_store,
+        )
     });
 
     // Warm-up: every portal and every speaker once (rooms, ghosts, space), not timed.
