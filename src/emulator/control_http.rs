@@ -18,7 +18,7 @@
 //! | `POST kick` | `{"account"}` | `{"ok":true}` |
 //! | `POST qr/scan`, `POST qr/confirm` | `{"qq"}` (the newest pending QR code) | `{"ok":true}` |
 //! | `GET sent?account=<qq>` | | `[{"kind","target","text","content","msg_id","time"}]` |
-//! | `POST faults` | `{"endpoint","account"?,"count"?,"seconds"?,"kind":{…}}` | `{"id"}` |
+//! | `POST faults` | `{"endpoint","account"?,"count"?,"seconds"?,"ratio"?,"seed"?,"kind":{…}}` | `{"id"}` |
 //! | `DELETE faults` | | `{"ok":true}` |
 //! | `GET state` | | online, sessions, counters, pending_qr, faults, captchas |
 //! | `GET options`, `POST options` | partial options object, merged into the current ones | options / `{"ok":true}` |

@@ -1,5 +1,6 @@
-//! Scripted faults (control API `POST /_emulator/faults`): which requests they hit and what
-//! they do. Matching is pure; `server.rs` and the routes apply the effect.
+//! Scripted faults (control API `POST /_emulator/faults`): which requests they hit (endpoint,
+//! account, count, time window, probability) and what they do. Matching is pure given the
+//! fault's seed; `server.rs` and the routes apply the effect.
 
 use std::time::Duration;
 
@@ -46,6 +47,14 @@ pub struct FaultSpec {
     /// Stay active this many seconds from now.
     #[serde(default)]
     pub seconds: Option<f64>,
+    /// Hit each matching request with this probability (0.0–1.0); absent = every matching
+    /// request. A request the fault spares may still be hit by a later fault. `count` counts
+    /// hits, not matches.
+    #[serde(default)]
+    pub ratio: Option<f64>,
+    /// Seed of the draws behind `ratio`, so a run can be repeated; absent = from the clock.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// The effect.
     pub kind: FaultKind,
 }
@@ -56,6 +65,26 @@ struct Active {
     spec: FaultSpec,
     remaining: Option<u32>,
     until: Option<Instant>,
+    /// splitmix64 state for the `ratio` draws.
+    rng: u64,
+}
+
+/// The next draw of a splitmix64 generator, uniform in [0, 1).
+fn draw(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    // The top 53 bits fill an f64 mantissa exactly.
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// The active faults, in the order they were added (the oldest matching one wins).
@@ -75,7 +104,8 @@ impl Faults {
             (None, Some(_)) => None,
             (None, None) => Some(1),
         };
-        self.active.push(Active { id: self.next_id, spec, remaining, until });
+        let rng = spec.seed.unwrap_or_else(clock_seed) ^ self.next_id.wrapping_mul(0x2545_F491);
+        self.active.push(Active { id: self.next_id, spec, remaining, until, rng });
         self.next_id
     }
 
@@ -92,9 +122,10 @@ impl Faults {
         now: Instant,
     ) -> Option<FaultKind> {
         self.active.retain(|f| f.until.is_none_or(|u| now < u) && f.remaining != Some(0));
-        let hit = self.active.iter_mut().find(|f| {
-            (f.spec.endpoint == "*" || f.spec.endpoint == endpoint)
-                && f.spec.account.is_none_or(|a| Some(a.get()) == account)
+        let hit = self.active.iter_mut().find_map(|f| {
+            let matches = (f.spec.endpoint == "*" || f.spec.endpoint == endpoint)
+                && f.spec.account.is_none_or(|a| Some(a.get()) == account);
+            (matches && f.spec.ratio.is_none_or(|r| draw(&mut f.rng) < r)).then_some(f)
         })?;
         if let Some(n) = hit.remaining.as_mut() {
             *n = n.saturating_sub(1);
@@ -129,6 +160,46 @@ mod tests {
         assert!(
             serde_json::from_str::<FaultSpec>(r#"{"endpoint":"x","kind":{"boom":1}}"#).is_err()
         );
+    }
+
+    #[test]
+    fn test_fault_ratio_hits_about_that_share() {
+        let now = Instant::now();
+        for (ratio, low, high) in [(0.2, 1700, 2300), (0.0, 0, 0), (1.0, 10_000, 10_000)] {
+            let mut faults = Faults::default();
+            let kind = r#"{"http_status":502}"#;
+            let json =
+                format!(r#"{{"endpoint":"poll2","seconds":60,"ratio":{ratio},"kind":{kind}}}"#);
+            faults.add(spec(&json), now);
+            let hits = (0..10_000).filter(|_| faults.take("poll2", None, now).is_some()).count();
+            assert!((low..=high).contains(&hits), "ratio {ratio}: {hits} hits of 10000");
+        }
+    }
+
+    #[test]
+    fn test_fault_ratio_seeded_is_repeatable_and_falls_through() {
+        let now = Instant::now();
+        let run = |seed: u64| {
+            let mut faults = Faults::default();
+            let kind = r#"{"reset":true}"#;
+            let first = format!(
+                r#"{{"endpoint":"*","seconds":60,"ratio":0.5,"seed":{seed},"kind":{kind}}}"#
+            );
+            faults.add(spec(&first), now);
+            faults.add(spec(r#"{"endpoint":"*","seconds":60,"kind":{"delay_ms":1}}"#), now);
+            (0..200).map(|_| faults.take("send_qun_msg2", None, now)).collect::<Vec<_>>()
+        };
+        let a = run(7);
+        assert_eq!(a, run(7));
+        assert_ne!(a, run(8));
+        // A request the first fault spares goes on to the second one, never to none.
+        assert!(a.iter().all(Option::is_some));
+        let resets = a.iter().filter(|k| **k == Some(FaultKind::Reset(true))).count();
+        assert!((60..=140).contains(&resets), "{resets} resets of 200");
+        // `count` counts hits: 5 hits, however many requests are spared on the way.
+        let mut faults = Faults::default();
+        faults.add(spec(r#"{"endpoint":"*","count":5,"ratio":0.1,"kind":{"empty":true}}"#), now);
+        assert_eq!((0..10_000).filter(|_| faults.take("poll2", None, now).is_some()).count(), 5);
     }
 
     #[test]

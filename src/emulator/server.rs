@@ -223,6 +223,12 @@ async fn handle(
         }
     }
     let reply = routes::dispatch(&shared, endpoint, &req).await;
+    if endpoint.name() == "poll2" && matches!(post, Some(FaultKind::Reset(_))) {
+        // The events in this answer left the session's queue and never reach the client (WebQQ
+        // has no re-delivery, RELIABILITY.md §1.7): logged so a chaos run can tell them apart.
+        let events = String::from_utf8_lossy(&reply.body);
+        tracing::debug!(endpoint = endpoint.name(), %events, "poll2 answer cut by a reset");
+    }
     tracing::debug!(
         endpoint = endpoint.name(),
         tls = req.tls,

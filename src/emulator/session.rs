@@ -235,7 +235,9 @@ impl Session {
             let mut st = self.lock();
             st.queue.extend(events);
             while st.queue.len() > MAX_QUEUED_EVENTS {
-                st.queue.pop_front();
+                if let Some(dropped) = st.queue.pop_front() {
+                    tracing::debug!(account = %self.account, %dropped, "queue full: event dropped");
+                }
             }
         }
         self.notify.notify_waiters();

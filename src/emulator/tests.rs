@@ -514,3 +514,35 @@ async fn test_newer_poll_ends_older_with_102() {
     assert_eq!(h.post_r("http://d1.web2.qq.com/channel/poll2", &r).await["retcode"], 103);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn test_relink_keeps_pending_events_and_their_uins() {
+    let options = EmulatorOptions {
+        poll_hold: Duration::from_secs(5),
+        require_warmup: false,
+        ..EmulatorOptions::default()
+    };
+    let h = Harness::start(options).await;
+    let (ptwebqq, _vf, psessionid, _) = qr_login(&h).await;
+    // A message queues while the client is away (e.g. crashed), then it relinks.
+    let body = json!({"account": 10001, "kind": "friend", "from": 10002, "text": "while away"});
+    let (status, posted) = h.control(reqwest::Method::POST, "/messages", body).await;
+    assert_eq!(status, 200, "{posted}");
+    let relink = json!({"ptwebqq": ptwebqq, "clientid": 53999199, "psessionid": psessionid, "status": "online"});
+    let relinked = h.post_r("http://d1.web2.qq.com/channel/login2", &relink).await;
+    assert_eq!(relinked["retcode"], 0, "{relinked}");
+    let new_ps = relinked["result"]["psessionid"].as_str().unwrap();
+    let vfwebqq = relinked["result"]["vfwebqq"].as_str().unwrap();
+    let r = json!({"ptwebqq": ptwebqq, "clientid": 53999199, "psessionid": new_ps, "key": ""});
+    let answer = h.post_r("http://d1.web2.qq.com/channel/poll2", &r).await;
+    let events = answer["result"].as_array().unwrap();
+    let message = events.iter().find(|e| e["poll_type"] == "message").unwrap();
+    // The pending event's uin still resolves in the relinked session.
+    let from = message["value"]["from_uin"].as_u64().unwrap();
+    let url = format!(
+        "http://s.web2.qq.com/api/get_friend_uin2?tuin={from}&type=1&vfwebqq={vfwebqq}&t=1"
+    );
+    let who = h.get_json(&url, S_REFERER).await;
+    assert_eq!(who["result"]["account"], 10002, "{who}");
+    h.stop().await;
+}

@@ -3,11 +3,11 @@
 //! Protocol §1.2.7, §1.3.6, §1.4. Needs the check_sig cookies (else 108) and a `ptwebqq` in `r`
 //! that is empty (2017–2018 clients) or the current one (else 103). A second login of the same
 //! account kicks the first session (its poll answers 121, §7.11); a relink with the old
-//! psessionid takes over its pending events instead.
+//! psessionid takes over its pending events and its uins instead.
 
 use crate::emulator::http::{Reply, Req};
 use crate::emulator::routes::common::{auth_of, check_d};
-use crate::emulator::session::{Liveness, NewSession, lock, random_hex};
+use crate::emulator::session::{Liveness, NewSession, UinMap, lock, random_hex};
 use crate::emulator::state::{Shared, read, write};
 use crate::webqq::Uin;
 use crate::webqq::api::login2::{Login2, Login2Result};
@@ -49,7 +49,14 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
     if let Some(old) = previous {
         let relink = body.psessionid.as_deref() == Some(old.psessionid.as_str());
         if relink {
-            let pending = std::mem::take(&mut old.lock().queue);
+            // The pending events name people by the old session's uins: the relinked session
+            // keeps them, or its lookups (get_friend_uin2, lists) could not resolve those events.
+            let (pending, uins) = {
+                let mut st = old.lock();
+                let blank = UinMap::new(auth.account, options.random_uins);
+                (std::mem::take(&mut st.queue), std::mem::replace(&mut st.uins, blank))
+            };
+            session.lock().uins = uins;
             session.push_events(pending);
             old.end(Liveness::Dead);
         } else {

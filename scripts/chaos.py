@@ -1,0 +1,905 @@
+#!/usr/bin/env python3
+"""The chaos run of issue 6 (RELIABILITY.md §1, §4 D): emulator + bridge + Synapse under faults.
+
+Started by scripts/chaos.sh, which builds the binary, installs Synapse and checks the ports. This
+driver owns everything else: a generated QQ world (several accounts, each with friends and a
+group), one Matrix owner per account, the bridge's config, the three processes, the traffic both
+ways, the chaos, and the count.
+
+  QQ -> Matrix   numbered messages "chaos q<chat>-<seq>" posted through the emulator's control
+                 API (POST /_emulator/messages), read back from each portal room's history.
+  Matrix -> QQ   numbered messages "chaos m<chat>-<seq>" sent by the owners into their portals
+                 (PUT /send with a fixed transaction id, repeated until the homeserver answers
+                 200), read back from the emulator's sent log (GET /_emulator/sent).
+  chaos          SIGKILL of the bridge at random moments (restarted at once on the same config
+                 and store); Synapse stopped once for a while; emulator faults on every endpoint
+                 with a probability (502, 500, reset mid-body, slow body), for the whole run.
+
+Then the chaos stops, the run waits for quiescence (bounded) and counts per direction and per
+chat: lost, duplicated, out of order. Exit status 1 when a goal is missed: lost or duplicated
+toward Matrix, lost toward QQ, out of order either way (duplicates toward QQ only with
+--fail-on-qq-duplicates). Standard library only.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+SERVER_NAME = "localhost"
+QQ_BODY = re.compile(r"chaos q(\d+)-(\d+)")
+MX_BODY = re.compile(r"chaos m(\d+)-(\d+)")
+SEED_BODY = re.compile(r"chaos seed c(\d+)\b")
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Failed(Exception):
+    """The run could not be carried out (not a counted loss: a set-up failure)."""
+
+
+def http(method, url, body=None, token=None, timeout=30):
+    """(status, decoded JSON); HTTP errors are answers, network errors raise OSError."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw.decode() or "null")
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def quote(part):
+    return urllib.parse.quote(part, safe="")
+
+
+# --- the world -------------------------------------------------------------------------------
+
+
+class Chat:
+    """One QQ chat of one account: a friend or the account's group."""
+
+    def __init__(self, index, account, kind, target, speakers):
+        self.index, self.account, self.kind, self.target = index, account, kind, target
+        self.speakers = speakers  # QQ numbers who write in it (the friend, or group members)
+        self.room = None
+
+
+def make_world(accounts, friends):
+    """(world YAML text, accounts [(id, qq, owner localpart)], chats)."""
+    persons, account_entries, groups, chats, ids = [], [], [], [], []
+    for a in range(accounts):
+        qq = 20001 + a
+        persons.append(f'  - {{qq: {qq}, nick: "chaos account {a}"}}')
+        friend_qqs = [30000 + a * 100 + f for f in range(friends)]
+        for f, fq in enumerate(friend_qqs):
+            persons.append(f'  - {{qq: {fq}, nick: "friend {a}.{f}"}}')
+        account_entries.append(
+            f'  - qq: {qq}\n    password: "chaos-pw-{a}"\n    friends:\n'
+            + "\n".join(f"      - {{qq: {fq}}}" for fq in friend_qqs)
+        )
+        group = 4000000001 + a
+        members = [qq, *friend_qqs]
+        groups.append(
+            f'  - number: {group}\n    name: "chaos group {a}"\n    owner: {friend_qqs[0]}\n'
+            f"    members: [{', '.join(map(str, members))}]"
+        )
+        for fq in friend_qqs:
+            chats.append(Chat(len(chats), a, "friend", fq, [fq]))
+        chats.append(Chat(len(chats), a, "group", group, friend_qqs))
+        ids.append((f"acc{a}", qq, f"chaos{a}"))
+    world = (
+        "# Written by scripts/chaos.py on each run.\npersons:\n"
+        + "\n".join(persons)
+        + "\naccounts:\n"
+        + "\n".join(account_entries)
+        + "\ngroups:\n"
+        + "\n".join(groups)
+        + "\n"
+    )
+    return world, ids, chats
+
+
+def bridge_config(args, ids):
+    accounts = "\n".join(
+        f"  - id: {aid}\n    qq: {qq}\n    login: password\n    password: \"chaos-pw-{a}\"\n"
+        f'    owner: "@{owner}:{SERVER_NAME}"'
+        for a, (aid, qq, owner) in enumerate(ids)
+    )
+    d = args.dir
+    return f"""# Written by scripts/chaos.py on each run; bridge.yaml documents every key.
+qq:
+  connect: "127.0.0.1:{args.emu_tls_port}"
+  ca_cert: {d}/emulator-ca.pem
+accounts:
+{accounts}
+sender:
+  min_interval_ms: {args.min_interval_ms}
+  max_retries: 10
+  retry_backoff_ms: 200
+poller:
+  backoff_initial_ms: 200
+  backoff_max_seconds: 5
+  max_relogins: 100
+store:
+  path: {d}/bridge.sqlite3
+metrics:
+  listen: "127.0.0.1:{args.metrics_port}"
+logging:
+  filter: "info"
+homeserver:
+  address: "http://127.0.0.1:{args.hs_port}"
+  domain: {SERVER_NAME}
+appservice:
+  listen: "127.0.0.1:{args.as_port}"
+  address: "http://127.0.0.1:{args.as_port}"
+  registration: {d}/registration.yaml
+bridge:
+  enabled: true
+"""
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+class Processes:
+    """The emulator, the bridge and Synapse of this run; all stopped by `stop_all`."""
+
+    def __init__(self, args):
+        self.args = args
+        self.emulator = None
+        self.bridge = None
+        self.bridge_starts = 0
+        self.exits = []  # exit codes of bridge runs that ended by themselves
+        self.synapse_dir = os.path.join(args.dir, "synapse")
+        self.lock = threading.Lock()
+
+    def synapse(self, *command):
+        result = subprocess.run(
+            ["scripts/synapse.sh", *command], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise Failed(f"synapse.sh {command[0]}: {result.stderr.strip()}")
+
+    def start_synapse(self):
+        registration = os.path.join(self.args.dir, "registration.yaml")
+        self.synapse("start", self.synapse_dir, str(self.args.hs_port), registration)
+
+    def stop_synapse(self):
+        self.synapse("stop", self.synapse_dir)
+
+    def start_emulator(self):
+        a = self.args
+        env = dict(os.environ, NO_COLOR="1", RUST_LOG="info,qqbridge::emulator::server=debug,qqbridge::emulator::session=debug")
+        out = open(os.path.join(a.dir, "emulator.log"), "ab")
+        self.emulator = subprocess.Popen(
+            [
+                a.bin, "emulator",
+                "--listen", f"127.0.0.1:{a.emu_port}",
+                "--tls-listen", f"127.0.0.1:{a.emu_tls_port}",
+                "--ca-cert-out", os.path.join(a.dir, "emulator-ca.pem"),
+                "--world", os.path.join(a.dir, "world.yaml"),
+                "--poll-hold", "5",
+            ],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )
+        for _ in range(300):
+            try:
+                if http("GET", f"{emulator_url(a)}/_emulator/state", timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.emulator.poll() is not None:
+                raise Failed("the emulator exited during start-up (see emulator.log)")
+            time.sleep(0.1)
+        raise Failed("the emulator did not answer within 30 s")
+
+    def _start_bridge(self):
+        """Starts a bridge run (caller holds the lock); its output appends to bridge.log."""
+        self.bridge_starts += 1
+        path = os.path.join(self.args.dir, "bridge.log")
+        out = open(path, "ab")
+        out.write(f"\n===== chaos.py: bridge start {self.bridge_starts} at "
+                  f"{time.strftime('%H:%M:%S')} =====\n".encode())
+        out.flush()
+        self.bridge = subprocess.Popen(
+            [self.args.bin, "run", "-c", os.path.join(self.args.dir, "bridge.yaml")],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=dict(os.environ, NO_COLOR="1"), start_new_session=True,
+        )
+        out.close()
+
+    def start_bridge(self):
+        with self.lock:
+            self._start_bridge()
+
+    def crash_bridge(self):
+        """SIGKILL, as a crash would, and a restart at once on the same config and store."""
+        with self.lock:
+            if self.bridge and self.bridge.poll() is None:
+                os.kill(self.bridge.pid, signal.SIGKILL)
+                self.bridge.wait()
+            self._start_bridge()
+
+    def supervise(self, stop, delay):
+        """Restarts the bridge `delay` s after it exits by itself, as systemd's
+        Restart=always would; counts those exits."""
+        while not stop.wait(0.5):
+            with self.lock:
+                if self.bridge is None or self.bridge.poll() is None:
+                    continue
+                self.exits.append(self.bridge.returncode)
+            if stop.wait(delay):
+                return
+            with self.lock:
+                if self.bridge.poll() is not None:
+                    self._start_bridge()
+
+    def bridge_alive(self):
+        return self.bridge is not None and self.bridge.poll() is None
+
+    def stop_all(self):
+        for proc in (self.bridge, self.emulator):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        try:
+            self.stop_synapse()
+        except Failed as error:
+            log(f"stopping Synapse: {error}")
+
+
+def emulator_url(args):
+    return f"http://127.0.0.1:{args.emu_port}"
+
+
+def metrics_text(args):
+    try:
+        status, text = http("GET", f"http://127.0.0.1:{args.metrics_port}/metrics", timeout=3)
+    except OSError:
+        return None
+    return text if status == 200 and isinstance(text, str) else None
+
+
+def wait_connected(args, procs, ids, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        text = metrics_text(args) or ""
+        if all(
+            f'qqbridge_account_state{{account="{aid}",state="CONNECTED"}} 1' in text
+            for aid, _, _ in ids
+        ):
+            return
+        if not procs.bridge_alive():
+            raise Failed("the bridge exited during start-up (see bridge.log)")
+        time.sleep(0.2)
+    raise Failed(f"not every account was CONNECTED within {seconds} s (see bridge.log)")
+
+
+# --- the Matrix side -------------------------------------------------------------------------
+
+
+class Owner:
+    """The Matrix user owning one bridged account."""
+
+    def __init__(self, args, localpart, token):
+        self.base = f"http://127.0.0.1:{args.hs_port}/_matrix/client/v3"
+        self.user_id = f"@{localpart}:{SERVER_NAME}"
+        self.token = token
+
+    def call(self, method, path, body=None, timeout=30):
+        status, answer = http(method, f"{self.base}/{path}", body, self.token, timeout)
+        if status != 200:
+            raise Failed(f"{self.user_id} {method} {path.split('?')[0]}: HTTP {status} {answer}")
+        return answer
+
+    def join_invites(self):
+        # A different timeout each time: Synapse answers an identical /sync from a cache.
+        sync = self.call("GET", f"sync?timeout={random.randint(1, 500)}")
+        for room in sync.get("rooms", {}).get("invite") or {}:
+            self.call("POST", f"rooms/{quote(room)}/join", {})
+        return self.call("GET", "joined_rooms").get("joined_rooms", [])
+
+    def history(self, room):
+        """The room's m.room.message events, oldest first (every page)."""
+        events, token = [], None
+        while True:
+            path = f"rooms/{quote(room)}/messages?dir=b&limit=1000"
+            if token:
+                path += f"&from={quote(token)}"
+            page = self.call("GET", path, timeout=120)
+            chunk = page.get("chunk", [])
+            events.extend(e for e in chunk if e.get("type") == "m.room.message")
+            token = page.get("end")
+            if not chunk or not token:
+                break
+        events.reverse()
+        return events
+
+    def send(self, room, txn, body, stop):
+        """Sends until the homeserver answers 200 (the same txnId each time, as a client
+        does). Answers True when sent; False when `stop` was set first or a hard error."""
+        path = f"rooms/{quote(room)}/send/m.room.message/{quote(txn)}"
+        while not stop.is_set():
+            try:
+                status, answer = http(
+                    "PUT", f"{self.base}/{path}", {"msgtype": "m.text", "body": body},
+                    self.token, timeout=30,
+                )
+            except OSError:
+                status, answer = None, None
+            if status == 200:
+                return True
+            if status is not None and 400 <= status < 500 and status != 429:
+                log(f"{self.user_id}: {txn} refused: HTTP {status} {answer}")
+                return False
+            time.sleep(0.5)
+        return False
+
+
+# --- traffic ---------------------------------------------------------------------------------
+
+
+class Ledger:
+    """What was sent, when; shared between the threads."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.qq_posted = {}  # (chat, seq) -> delivered sessions
+        self.mx_sent = {}  # (chat, seq) -> time of the homeserver's 200
+        self.mx_refused = 0
+        self.kills = []  # monotonic times of SIGKILLs
+        self.synapse_down = None  # (from, to) monotonic
+
+
+def schedule(total, chats):
+    """[(chat, seq)] in sending order: round robin over the chats, numbered per chat."""
+    order, seqs = [], [0] * len(chats)
+    for i in range(total):
+        c = i % len(chats)
+        order.append((c, seqs[c]))
+        seqs[c] += 1
+    return order
+
+
+def qq_traffic(args, chats, ledger, stop):
+    """QQ -> Matrix: posts the numbered messages at `args.rate` per second."""
+    rng = random.Random(args.seed)
+    start = time.monotonic()
+    for i, (c, seq) in enumerate(schedule(args.messages, chats)):
+        if stop.is_set():
+            return
+        delay = start + i / args.rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        chat = chats[c]
+        body = {
+            "account": 20001 + chat.account,
+            "kind": chat.kind,
+            "from": rng.choice(chat.speakers),
+            "text": f"chaos q{c}-{seq}",
+        }
+        if chat.kind == "group":
+            body["group"] = chat.target
+        status, answer = http("POST", f"{emulator_url(args)}/_emulator/messages", body)
+        if status != 200:
+            raise Failed(f"emulator POST messages: HTTP {status} {answer}")
+        with ledger.lock:
+            ledger.qq_posted[(c, seq)] = answer.get("delivered", 0)
+
+
+def mx_traffic(args, owner, owner_chats, all_chats, ledger, stop):
+    """Matrix -> QQ for one owner: the owner's share of the numbered messages, in order."""
+    share = args.messages * len(owner_chats) // len(all_chats)
+    rate = args.rate * len(owner_chats) / len(all_chats)
+    start = time.monotonic()
+    order = schedule(share, owner_chats)
+    for i, (k, seq) in enumerate(order):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        chat = owner_chats[k]
+        ok = owner.send(chat.room, f"chaos-{chat.index}-{seq}", f"chaos m{chat.index}-{seq}", stop)
+        with ledger.lock:
+            if ok:
+                ledger.mx_sent[(chat.index, seq)] = time.monotonic()
+            else:
+                ledger.mx_refused += 1
+        if stop.is_set():
+            return
+
+
+def chaos(args, procs, ledger, stop, span):
+    """SIGKILLs at random moments within `span` seconds, and one Synapse outage."""
+    rng = random.Random(args.seed + 1)
+    start = time.monotonic()
+    kills = sorted(rng.uniform(0.05, 0.95) * span for _ in range(args.kills))
+    outage_at = rng.uniform(0.25, 0.6) * span
+
+    def outage():
+        delay = start + outage_at - time.monotonic()
+        if delay > 0 and stop.wait(delay):
+            return
+        log(f"chaos: stopping Synapse for {args.synapse_down} s")
+        began = time.monotonic()
+        procs.stop_synapse()
+        time.sleep(args.synapse_down)
+        procs.start_synapse()
+        ledger.synapse_down = (began, time.monotonic())
+        log("chaos: Synapse is back")
+
+    outage_thread = None
+    if args.synapse_down > 0:
+        outage_thread = threading.Thread(target=outage, daemon=True)
+        outage_thread.start()
+    for n, at in enumerate(kills, 1):
+        delay = start + at - time.monotonic()
+        if delay > 0 and stop.wait(delay):
+            break
+        procs.crash_bridge()
+        ledger.kills.append(time.monotonic())
+        log(f"chaos: bridge SIGKILLed ({n}/{len(kills)}) and restarted")
+        # The next kill may come at any moment, but only once this instance has started.
+        deadline = time.monotonic() + 30
+        while metrics_text(args) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    if outage_thread:
+        outage_thread.join()
+
+
+def fault_specs(args, seconds):
+    """Four kinds sharing `args.fault_ratio` of all emulator requests equally: each fault
+    hits the requests the older ones spared, so its own ratio is conditional."""
+    kinds = [{"http_status": 502}, {"http_status": 500}, {"reset": True}, {"slow_body_ms": 250}]
+    share, left, specs = args.fault_ratio / len(kinds), 1.0, []
+    for i, kind in enumerate(kinds):
+        if share <= 0:
+            break
+        specs.append({
+            "endpoint": "*", "seconds": seconds, "ratio": min(1.0, share / left),
+            "seed": args.seed + 10 + i, "kind": kind,
+        })
+        left -= share
+    return specs
+
+
+# --- the count -------------------------------------------------------------------------------
+
+
+def observe(args, owners, chats, ids):
+    """(seen toward Matrix {chat: [seq]}, seen toward QQ {chat: [seq]}, misrouted toward QQ)."""
+    to_matrix = {c.index: [] for c in chats}
+    for chat in chats:
+        owner = owners[chat.account]
+        for event in owner.history(chat.room):
+            if event.get("sender") == owner.user_id:
+                continue
+            m = QQ_BODY.search(event.get("content", {}).get("body", ""))
+            if m and int(m.group(1)) == chat.index:
+                to_matrix[chat.index].append(int(m.group(2)))
+            elif m:
+                to_matrix.setdefault(-1, []).append(m.group(0))
+    to_qq, misrouted = {c.index: [] for c in chats}, 0
+    for a, (_, qq, _) in enumerate(ids):
+        status, sent = http("GET", f"{emulator_url(args)}/_emulator/sent?account={qq}", timeout=60)
+        if status != 200:
+            raise Failed(f"emulator GET sent: HTTP {status}")
+        for record in sent or []:
+            m = MX_BODY.search(str(record.get("text", "")))
+            if not m:
+                continue
+            c = int(m.group(1))
+            chat = chats[c] if c < len(chats) else None
+            if chat is None or chat.account != a or str(chat.target) != str(record.get("target")):
+                misrouted += 1
+                continue
+            to_qq[c].append(int(m.group(2)))
+    return to_matrix, to_qq, misrouted
+
+
+def seen_keys(seen_by_chat):
+    return {(c, s) for c, seqs in seen_by_chat.items() if c >= 0 for s in seqs}
+
+
+def count(seen_by_chat, expected):
+    """(received, lost keys, duplicates, out of order, duplicated keys) of one direction."""
+    received, duplicates, disorder, seen, doubled = 0, 0, 0, set(), []
+    for c, seqs in seen_by_chat.items():
+        if c < 0:
+            continue
+        highest = -1
+        for seq in seqs:
+            if (c, seq) in seen:
+                duplicates += 1
+                doubled.append((c, seq))
+                continue
+            seen.add((c, seq))
+            received += 1
+            if seq < highest:
+                disorder += 1
+            highest = max(highest, seq)
+    lost = sorted(k for k in expected if k not in seen)
+    return received, lost, duplicates, disorder, doubled
+
+
+def settle(args, owners, chats, ids, qq_expected, mx_expected):
+    """Waits until both directions have everything, or nothing changes for `args.idle` s, or
+    `args.max_wait` s have passed. Answers the last observation."""
+    start = last_change = time.monotonic()
+    last = None
+    while True:
+        try:
+            seen = observe(args, owners, chats, ids)
+        except (OSError, Failed) as error:
+            log(f"count: {error}; again")
+            time.sleep(5)
+            continue
+        a = count(seen[0], qq_expected)
+        b = count(seen[1], mx_expected)
+        figures = (a[0], a[2], b[0], b[2])
+        now = time.monotonic()
+        if figures != last:
+            last, last_change = figures, now
+            log(f"settling: toward Matrix {a[0]}/{len(qq_expected)}, toward QQ "
+                f"{b[0]}/{len(mx_expected)}")
+        if not a[1] and not b[1]:
+            return seen
+        if now - last_change > args.idle or now - start > args.max_wait:
+            return seen
+        time.sleep(args.poll_every)
+
+
+def fault_counts(args):
+    """Faults the emulator applied, per endpoint and kind, from its debug log."""
+    counts = {}
+    pattern = re.compile(r"fault applied endpoint=\"?([a-z0-9_]+)\"? fault=(\w+)(?:\((\w+)\))?")
+    try:
+        with open(os.path.join(args.dir, "emulator.log"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if "fault applied" not in line:
+                    continue
+                m = pattern.search(line.replace("\x1b", ""))
+                if m:
+                    kind = m.group(2) + (f"({m.group(3)})" if m.group(3) else "")
+                    counts[(m.group(1), kind)] = counts.get((m.group(1), kind), 0) + 1
+    except OSError:
+        pass
+    return counts
+
+
+def bridge_log_count(args, text):
+    try:
+        with open(os.path.join(args.dir, "bridge.log"), encoding="utf-8", errors="replace") as f:
+            return sum(text in line for line in f)
+    except OSError:
+        return 0
+
+
+def emulator_log_keys(args, marker):
+    """QQ -> Matrix messages named in the emulator's log lines that contain `marker`."""
+    keys = set()
+    try:
+        with open(os.path.join(args.dir, "emulator.log"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if marker in line:
+                    keys.update((int(c), int(s)) for c, s in QQ_BODY.findall(line))
+    except OSError:
+        pass
+    return keys
+
+
+def cut_by_reset(args):
+    """QQ -> Matrix messages the emulator put in a poll2 answer that a reset fault cut: gone
+    from QQ's queue, never seen by any client (WebQQ has no re-delivery)."""
+    return emulator_log_keys(args, "poll2 answer cut by a reset")
+
+
+def report(args, ledger, procs, chats, seen, qq_expected, mx_expected, misrouted, elapsed):
+    to_matrix = count(seen[0], qq_expected)
+    to_qq = count(seen[1], mx_expected)
+    not_handed = sum(1 for d in ledger.qq_posted.values() if d == 0)
+    faults = fault_counts(args)
+    print()
+    print(f"== chaos run: {len(chats)} chats over {args.accounts} accounts, {args.messages} "
+          f"messages each way, {len(ledger.kills)} SIGKILLs, Synapse stopped "
+          f"{args.synapse_down} s, faults on {args.fault_ratio:.0%} of emulator requests, "
+          f"seed {args.seed}, {elapsed:.0f} s")
+    header = f"{'direction':<14}{'sent':>8}{'expected':>10}{'received':>10}{'lost':>7}" \
+             f"{'duplicated':>12}{'out of order':>14}"
+    print(header)
+    print("-" * len(header))
+    print(f"{'QQ -> Matrix':<14}{len(ledger.qq_posted):>8}{len(qq_expected):>10}"
+          f"{to_matrix[0]:>10}{len(to_matrix[1]):>7}{to_matrix[2]:>12}{to_matrix[3]:>14}")
+    print(f"{'Matrix -> QQ':<14}{len(mx_expected):>8}{len(mx_expected):>10}"
+          f"{to_qq[0]:>10}{len(to_qq[1]):>7}{to_qq[2]:>12}{to_qq[3]:>14}")
+    print()
+    cut = cut_by_reset(args)
+    print(f"QQ -> Matrix: not expected, as QQ itself drops them: {not_handed} posted while the "
+          f"account had no live session, {len(cut)} in poll2 answers cut by a reset fault "
+          f"({len(cut & seen_keys(seen[0]))} of those arrived anyway); misplaced in rooms: "
+          f"{len(seen[0].get(-1, []))}")
+    print(f"Matrix -> QQ: {ledger.mx_refused} sends the homeserver refused (not expected); "
+          f"sent to the wrong chat: {misrouted}")
+    refused = bridge_log_count(args, "is polled by another qqbridge process")
+    print(f"bridge: {procs.bridge_starts} starts; {len(procs.exits)} exits by itself (restarted "
+          f"after {args.restart_delay} s), {refused} of them refusing an account whose poll "
+          f"lease a killed instance still held")
+    sends = {k: v for k, v in faults.items() if k[0].startswith("send_")}
+    if faults:
+        total = sum(faults.values())
+        print(f"emulator faults applied: {total}; on sends: "
+              + (", ".join(f"{e} {k} x{n}" for (e, k), n in sorted(sends.items())) or "none"))
+    for name, lost, sent_at in (
+        ("QQ -> Matrix", to_matrix[1], None),
+        ("Matrix -> QQ", to_qq[1], ledger.mx_sent),
+    ):
+        if not lost:
+            continue
+        shown = ", ".join(f"c{c}-{s}" for c, s in lost[:20])
+        print(f"{name} lost ({len(lost)}): {shown}{' …' if len(lost) > 20 else ''}")
+        if sent_at and ledger.kills:
+            near = 0
+            for key in lost:
+                t = sent_at.get(key)
+                if t is not None and any(0 <= k - t <= args.kill_window for k in ledger.kills):
+                    near += 1
+            print(f"  of which {near} were answered 200 by the homeserver at most "
+                  f"{args.kill_window} s before a SIGKILL of the bridge")
+    if to_matrix[1]:
+        queue_full = emulator_log_keys(args, "queue full: event dropped") & set(to_matrix[1])
+        unknown = bridge_log_count(args, "QQ event not bridged")
+        print(f"QQ -> Matrix lost: {len(queue_full)} dropped from the emulator's session queue "
+              f"(500 events) while no bridge polled; bridge log: {unknown} 'QQ event not "
+              f"bridged' lines")
+    if to_qq[1]:
+        not_running = bridge_log_count(args, "message for QQ not queued: the account is not")
+        print(f"Matrix -> QQ lost: bridge log: {not_running} events answered while the account "
+              f"was not running yet ('message for QQ not queued')")
+    for name, figures in (("QQ -> Matrix", to_matrix), ("Matrix -> QQ", to_qq)):
+        if figures[4]:
+            shown = ", ".join(f"c{c}-{s}" for c, s in figures[4][:20])
+            print(f"{name} duplicated ({len(figures[4])}): {shown}")
+    failures = []
+    if to_matrix[1]:
+        failures.append(f"{len(to_matrix[1])} lost toward Matrix")
+    if to_matrix[2]:
+        failures.append(f"{to_matrix[2]} duplicated toward Matrix")
+    if to_qq[1]:
+        failures.append(f"{len(to_qq[1])} lost toward QQ")
+    if to_matrix[3] or to_qq[3]:
+        failures.append(f"{to_matrix[3] + to_qq[3]} out of order")
+    if to_qq[2]:
+        line = f"{to_qq[2]} duplicated toward QQ"
+        if args.fail_on_qq_duplicates:
+            failures.append(line)
+        else:
+            print(f"note: {line} (goal 0; fails only with --fail-on-qq-duplicates)")
+    if misrouted:
+        failures.append(f"{misrouted} sent to the wrong QQ chat")
+    if failures:
+        print("chaos: FAILED: " + "; ".join(failures))
+        return 1
+    print("chaos: OK: nothing lost, nothing duplicated, order kept")
+    return 0
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def register_owners(procs, ids):
+    tokens = {}
+    path = os.path.join(procs.synapse_dir, "register-response.json")
+    for _, _, localpart in ids:
+        procs.synapse("register-user", procs.synapse_dir, localpart, f"{localpart}-pw")
+        with open(path, encoding="utf-8") as f:
+            tokens[localpart] = json.load(f)["access_token"]
+    return tokens
+
+
+def find_portals(args, owners, chats, seconds):
+    """Seeds one QQ message per chat and maps each chat to the portal it created."""
+    for chat in chats:
+        body = {
+            "account": 20001 + chat.account, "kind": chat.kind, "from": chat.speakers[0],
+            "text": f"chaos seed c{chat.index}",
+        }
+        if chat.kind == "group":
+            body["group"] = chat.target
+        status, answer = http("POST", f"{emulator_url(args)}/_emulator/messages", body)
+        if status != 200 or not answer.get("delivered"):
+            raise Failed(f"seed message for chat {chat.index} not delivered: {status} {answer}")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for a, owner in enumerate(owners):
+            for room in owner.join_invites():
+                if any(c.room == room for c in chats):
+                    continue
+                for event in owner.history(room):
+                    m = SEED_BODY.search(event.get("content", {}).get("body", ""))
+                    if m and int(m.group(1)) < len(chats) and chats[int(m.group(1))].account == a:
+                        chats[int(m.group(1))].room = room
+        if all(c.room for c in chats):
+            return
+        time.sleep(1)
+    missing = [c.index for c in chats if not c.room]
+    raise Failed(f"no portal for chats {missing} after {seconds} s (see bridge.log)")
+
+
+def fresh_dir(args):
+    """The run's directory, emptied of the previous run (Synapse's signing key is kept)."""
+    os.makedirs(os.path.join(args.dir, "synapse"), exist_ok=True)
+    # It holds the store, the registration's tokens and the owners' access tokens.
+    os.chmod(args.dir, 0o700)
+    synapse = os.path.join(args.dir, "synapse")
+    for base, names in ((args.dir, os.listdir(args.dir)), (synapse, os.listdir(synapse))):
+        for name in names:
+            path = os.path.join(base, name)
+            stale = name.startswith(("bridge.sqlite3", "homeserver.db")) or name.endswith(".log") \
+                or name in ("registration.yaml", "register-response.json")
+            if stale and os.path.isfile(path):
+                os.remove(path)
+    subprocess.run(["rm", "-rf", os.path.join(synapse, "media_store")], check=True)
+
+
+def run(args):
+    fresh_dir(args)
+    world, ids, chats = make_world(args.accounts, args.friends)
+    with open(os.path.join(args.dir, "world.yaml"), "w", encoding="utf-8") as f:
+        f.write(world)
+    with open(os.path.join(args.dir, "bridge.yaml"), "w", encoding="utf-8") as f:
+        f.write(bridge_config(args, ids))
+    subprocess.run(
+        [args.bin, "generate-registration", "-c", os.path.join(args.dir, "bridge.yaml")],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+    procs = Processes(args)
+    try:
+        return run_with(args, procs, ids, chats)
+    finally:
+        procs.stop_all()
+
+
+def run_with(args, procs, ids, chats):
+    began = time.monotonic()
+    log(f"starting Synapse on 127.0.0.1:{args.hs_port}")
+    procs.start_synapse()
+    tokens = register_owners(procs, ids)
+    owners = [Owner(args, localpart, tokens[localpart]) for _, _, localpart in ids]
+    log(f"starting the emulator on 127.0.0.1:{args.emu_port} / {args.emu_tls_port} "
+        f"({len(ids)} accounts, {len(chats)} chats)")
+    procs.start_emulator()
+    log("starting the bridge")
+    procs.start_bridge()
+    wait_connected(args, procs, ids, 120)
+    log("every account CONNECTED; seeding one QQ message per chat to create the portals")
+    find_portals(args, owners, chats, 180)
+    log(f"portals ready; traffic: {args.messages} messages each way at {args.rate}/s, "
+        f"{args.kills} SIGKILLs, Synapse down {args.synapse_down} s, faults "
+        f"{args.fault_ratio:.0%}")
+
+    span = args.messages / args.rate
+    for spec in fault_specs(args, span + 60):
+        status, answer = http("POST", f"{emulator_url(args)}/_emulator/faults", spec)
+        if status != 200:
+            raise Failed(f"emulator POST faults: HTTP {status} {answer}")
+    ledger, stop = Ledger(), threading.Event()
+    supervisor_stop = threading.Event()
+    supervisor = threading.Thread(
+        target=procs.supervise, args=(supervisor_stop, args.restart_delay), daemon=True
+    )
+    supervisor.start()
+    try:
+        return traffic_and_count(args, procs, ids, chats, owners, ledger, stop, began, span)
+    finally:
+        supervisor_stop.set()
+        supervisor.join()
+
+
+def traffic_and_count(args, procs, ids, chats, owners, ledger, stop, began, span):
+    errors = []
+
+    def guarded(target, *extra):
+        def body():
+            try:
+                target(*extra)
+            except Exception as error:  # noqa: BLE001 - reported after the run
+                errors.append(f"{target.__name__}: {error!r}")
+                stop.set()
+        return threading.Thread(target=body, daemon=True)
+
+    threads = [guarded(qq_traffic, args, chats, ledger, stop)]
+    for a, owner in enumerate(owners):
+        mine = [c for c in chats if c.account == a]
+        threads.append(guarded(mx_traffic, args, owner, mine, chats, ledger, stop))
+    chaos_thread = guarded(chaos, args, procs, ledger, stop, span)
+    for t in [*threads, chaos_thread]:
+        t.start()
+    # The Matrix senders retry through the outage; bounded so a hung homeserver ends the run.
+    deadline = time.monotonic() + span * 3 + args.synapse_down + 600
+    for t in [*threads, chaos_thread]:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    stop.set()
+    if errors:
+        raise Failed("; ".join(errors))
+    http("DELETE", f"{emulator_url(args)}/_emulator/faults")
+    log(f"chaos over after {time.monotonic() - began:.0f} s: faults cleared; waiting for "
+        f"quiescence (at most {args.max_wait} s, {args.idle} s without progress)")
+    qq_expected = {k for k, d in ledger.qq_posted.items() if d > 0} - cut_by_reset(args)
+    mx_expected = set(ledger.mx_sent)
+    seen = settle(args, owners, chats, ids, qq_expected, mx_expected)
+    misrouted = observe(args, owners, chats, ids)[2]
+    return report(args, ledger, procs, chats, seen, qq_expected, mx_expected, misrouted,
+                  time.monotonic() - began)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bin", required=True, help="the qqbridge binary")
+    p.add_argument("--dir", required=True, help="working directory (logs, store, Synapse)")
+    p.add_argument("--size", choices=["small", "full"], default="small")
+    for name, kind in [
+        ("messages", int), ("rate", float), ("kills", int), ("synapse-down", float),
+        ("accounts", int), ("friends", int), ("fault-ratio", float), ("seed", int),
+        ("min-interval-ms", int), ("idle", float), ("max-wait", float), ("poll-every", float),
+        ("kill-window", float), ("restart-delay", float),
+    ]:
+        p.add_argument(f"--{name}", type=kind)
+    p.add_argument("--fail-on-qq-duplicates", action="store_true")
+    for port in ["hs-port", "as-port", "metrics-port", "emu-port", "emu-tls-port"]:
+        p.add_argument(f"--{port}", type=int, required=True)
+    args = p.parse_args(argv)
+    sizes = {
+        # `idle` outlasts the bridge's poll lease (LEASE_TTL 120 s, src/account/manager.rs): a
+        # killed instance's lease keeps its successors out that long.
+        "small": dict(messages=200, rate=4.0, kills=2, synapse_down=10.0, idle=150.0,
+                      max_wait=420.0, poll_every=3.0),
+        "full": dict(messages=10000, rate=25.0, kills=10, synapse_down=60.0, idle=200.0,
+                     max_wait=1200.0, poll_every=15.0),
+    }[args.size]
+    common = dict(accounts=4, friends=3, fault_ratio=0.2, seed=int(time.time()) % 100000,
+                  min_interval_ms=10, kill_window=10.0, restart_delay=5.0)
+    for key, value in {**common, **sizes}.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.accounts < 1 or args.friends < 1 or args.messages < 1 or args.rate <= 0:
+        p.error("--accounts, --friends, --messages and --rate must be positive")
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    log(f"chaos run ({args.size}), seed {args.seed}; everything under {args.dir}")
+    try:
+        return run(args)
+    except Failed as failure:
+        print(f"chaos: could not run: {failure}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
