@@ -294,6 +294,35 @@ impl Conn {
         Ok(changed > 0)
     }
 
+    /// The current holder of `account_id`'s lease, expired or not; `None` when there is none.
+    pub fn lease_holder(&mut self, account_id: &str) -> Result<Option<String>, StoreError> {
+        let row = self.one(
+            "poll_lease",
+            "read lease",
+            "SELECT holder FROM poll_lease WHERE account_id = $1",
+            &[account_id.into()],
+        )?;
+        row.map(|r| r.text(0)).transpose()
+    }
+
+    /// Takes `account_id`'s lease from `dead`, a holder known to be gone, for `holder`; `false`
+    /// when `dead` no longer holds it (someone else took it first).
+    pub fn take_over_lease(
+        &mut self,
+        account_id: &str,
+        dead: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let expires_at = now().saturating_add(to_i64(ttl.as_secs().max(1)));
+        let n = self.exec(
+            "take over lease",
+            "UPDATE poll_lease SET holder = $1, expires_at = $2 WHERE account_id = $3 AND holder = $4",
+            &[holder.into(), expires_at.into(), account_id.into(), dead.into()],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Gives up the lease of `account_id` if `holder` holds it; `true` if it did.
     pub fn release_lease(&mut self, account_id: &str, holder: &str) -> Result<bool, StoreError> {
         let n = self.exec(

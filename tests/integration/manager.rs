@@ -140,6 +140,19 @@ async fn test_accounts_added_removed_and_restored() {
     assert!(first_holds.send(RemoveAccount { id: "lease".into() }).await.unwrap());
     rival.send(add("lease", 20001, "pw")).await.unwrap().unwrap();
     assert!(rival.send(RemoveAccount { id: "lease".into() }).await.unwrap());
+
+    // A lease left by a killed process of this machine is taken over at once, not after its
+    // two minutes: the holder names host, boot and a pid that no longer runs.
+    let read = |path: &str| std::fs::read_to_string(path).unwrap().trim().to_owned();
+    let machine = format!(
+        "{}@{}",
+        read("/proc/sys/kernel/hostname"),
+        read("/proc/sys/kernel/random/boot_id")
+    );
+    let dead = format!("{machine}/{}/0000dead", u32::MAX - 1);
+    assert!(db.reopen().acquire_lease("lease", &dead, Duration::from_secs(120)).unwrap());
+    rival.send(add("lease", 20001, "pw")).await.unwrap().unwrap();
+    assert!(rival.send(RemoveAccount { id: "lease".into() }).await.unwrap());
 }
 
 fn metric_value(text: &str, series: &str) -> f64 {

@@ -28,6 +28,7 @@ use crate::store::Store;
 use crate::webqq::QqNumber;
 use crate::webqq::client::ClientConfig;
 
+mod lease;
 mod via;
 
 pub use via::{
@@ -129,7 +130,7 @@ impl AccountManager {
             login_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 settings.login_concurrency.max(1),
             )),
-            holder: format!("pid{}-{:08x}", std::process::id(), rand::rng().random::<u32>()),
+            holder: lease::holder_name(rand::rng().random::<u32>()),
             settings,
         }
     }
@@ -165,6 +166,31 @@ impl Actor for AccountManager {
     }
 }
 
+impl AccountManager {
+    /// Takes the lease of `account` when its holder is a process of this machine that no longer
+    /// runs (a crashed or killed bridge), instead of waiting up to [`LEASE_TTL`] for it to
+    /// expire. A live holder, or one on another machine, keeps it.
+    fn took_over_dead_lease(&self, account: &str) -> bool {
+        let id = account.to_owned();
+        let Ok(Some(current)) = self.store.blocking_call(move |c| c.lease_holder(&id)) else {
+            return false;
+        };
+        if !lease::is_dead_local_holder(&current) {
+            return false;
+        }
+        let (id, holder) = (account.to_owned(), self.holder.clone());
+        let dead = current.clone();
+        let taken = self
+            .store
+            .blocking_call(move |c| c.take_over_lease(&id, &dead, &holder, LEASE_TTL))
+            .unwrap_or(false);
+        if taken {
+            tracing::info!(%account, previous = %current, "poll lease taken over from a process that is gone");
+        }
+        taken
+    }
+}
+
 impl Handler<AddAccount> for AccountManager {
     type Result = Result<(), String>;
 
@@ -174,6 +200,7 @@ impl Handler<AddAccount> for AccountManager {
         }
         match self.store.acquire_lease(&msg.id, &self.holder, LEASE_TTL) {
             Ok(true) => {}
+            Ok(false) if self.took_over_dead_lease(&msg.id) => {}
             Ok(false) => {
                 return Err(format!("account {} is polled by another qqbridge process", msg.id));
             }
