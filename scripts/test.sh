@@ -107,7 +107,7 @@ postgres_suite() {
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     url=$(scripts/postgres.sh start "$PG_DIR/data" "$port")
     QQBRIDGE_TEST_POSTGRES_URL=$url cargo test --lib store
-    QQBRIDGE_TEST_POSTGRES_URL=$url cargo test --test integration -- manager:: bridge::
+    QQBRIDGE_TEST_POSTGRES_URL=$url cargo test --test integration -- manager:: bridge:: bridge_members:: bridge_outbound::
     postgres_down
 }
 
