@@ -182,6 +182,19 @@ pub fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// Account "me" (QQ 10001, password login) owned by `owner`.
+pub fn account_owned_by(owner: &str) -> AccountConfig {
+    AccountConfig {
+        id: "me".into(),
+        qq: ME,
+        login: qqbridge::config::LoginMode::Password,
+        password: Some(Secret::new("password".into())),
+        password_env: None,
+        enabled: true,
+        owner: Some(owner.to_owned()),
+    }
+}
+
 /// A fresh owner for `slot` and the slot's config with account 10001 owned by them.
 pub async fn owner_and_config(
     slot: &crate::synapse::SynapseSlot,
@@ -189,15 +202,7 @@ pub async fn owner_and_config(
     let (owner_id, token) =
         register_user(&format!("owner{}x{}", slot.index, rand::random::<u16>())).await;
     let mut config = slot.config.clone();
-    config.accounts = vec![AccountConfig {
-        id: "me".into(),
-        qq: ME,
-        login: qqbridge::config::LoginMode::Password,
-        password: Some(Secret::new("password".into())),
-        password_env: None,
-        enabled: true,
-        owner: Some(owner_id.clone()),
-    }];
+    config.accounts = vec![account_owned_by(&owner_id)];
     (Owner { user_id: owner_id, token, since: Default::default() }, config)
 }
 

@@ -10,7 +10,7 @@ use qqbridge::account::poller::Backoff;
 use qqbridge::account::send_queue::SendPolicy;
 use qqbridge::account::state::AccountState;
 use qqbridge::bridge::startup::{self, MatrixSide};
-use qqbridge::config::{AccountConfig, Config};
+use qqbridge::config::Config;
 use qqbridge::metrics::Metrics;
 use qqbridge::webqq::{QqNumber, Secret};
 use serde_json::{Value, json};
@@ -46,15 +46,7 @@ impl World {
         let (user_id, token) =
             register_user(&format!("own{}x{}", slot.index, rand::random::<u32>())).await;
         let mut config = slot.config.clone();
-        config.accounts = vec![AccountConfig {
-            id: "me".into(),
-            qq: ME,
-            login: qqbridge::config::LoginMode::Password,
-            password: Some(Secret::new("password".into())),
-            password_env: None,
-            enabled: true,
-            owner: Some(user_id.clone()),
-        }];
+        config.accounts = vec![crate::bridge_common::account_owned_by(&user_id)];
         tweak(&mut config);
         let (store, guard) = test_store();
         let manager = ManagerSettings {
