@@ -35,6 +35,11 @@ use crate::webqq::directory::Directory;
 use crate::webqq::retcode::Action;
 use crate::webqq::session::Session;
 
+/// Attempts at loading the contact lists of a new session before giving up on them.
+const DIRECTORY_ATTEMPTS: u32 = 5;
+/// Wait after the first failed attempt; doubled after each (1 + 2 + 4 + 8 s in all).
+const DIRECTORY_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One QQ account.
 pub struct AccountActor {
     settings: AccountSettings,
@@ -235,12 +240,30 @@ impl AccountActor {
         self.start_poller(client.clone(), ctx);
         let directory_client = client.clone();
         let permits = self.settings.login_permits.clone();
+        let account = self.settings.id.clone();
         let load = async move {
-            // The contact lists (3 calls plus one per friend and group) take turns with logins
-            // and restores on the same permits, behind them: when 1,000 accounts restart, every
-            // session opens first instead of all sharing the CPU with ~5,000 list calls.
-            let _permit = permits.acquire_owned().await.ok();
-            Directory::load(&directory_client).await
+            let mut delay = DIRECTORY_RETRY_FIRST;
+            let mut attempt = 1;
+            loop {
+                // The contact lists (3 calls plus one per friend and group) take turns with
+                // logins and restores on the same permits, behind them: when 1,000 accounts
+                // restart, every session opens first instead of all sharing the CPU with ~5,000
+                // list calls. The permit is not held while waiting to try again.
+                let permit = permits.clone().acquire_owned().await.ok();
+                let loaded = Directory::load(&directory_client).await;
+                drop(permit);
+                match loaded {
+                    // Without the lists every message of a group is unbridgeable and every send
+                    // fails, for the whole session: a passing fault is worth waiting out.
+                    Err(error) if error.is_transient() && attempt < DIRECTORY_ATTEMPTS => {
+                        tracing::info!(%account, %error, attempt, "contact lists not loaded; trying again");
+                        tokio::time::sleep(delay).await;
+                        delay = delay.saturating_mul(2);
+                        attempt += 1;
+                    }
+                    other => break other,
+                }
+            }
         };
         ctx.spawn(load.into_actor(self).map(move |directory, act, ctx| {
             let directory = directory.unwrap_or_else(|error| {

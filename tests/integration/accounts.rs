@@ -165,6 +165,26 @@ async fn test_account_connects_delivers_events_and_sends() {
 }
 
 #[actix::test]
+async fn test_contact_lists_that_fail_once_are_loaded_again() {
+    let te = TestEmulator::start().await;
+    te.control(
+        "faults",
+        json!({"endpoint": "get_user_friends2", "count": 1, "kind": {"http_status": 500}}),
+    )
+    .await;
+    let (account, _collector) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    // Without a second try the sender would not know friend 10002 for the whole session.
+    let (message, outcome) =
+        QueueMessage::tracked(ChatKey::Friend(QqNumber::new(10002)), Content::text("after a 500"));
+    account.send(message).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), outcome).await;
+    assert_eq!(outcome.unwrap().unwrap(), SendOutcome::Delivered);
+    assert!(counter(&te, "get_user_friends2").await >= 2);
+    account.send(StopAccount).await.unwrap();
+}
+
+#[actix::test]
 async fn test_restart_restores_without_a_login_request() {
     let te = TestEmulator::start().await;
     let (account, collector) = start(&te, password(), None);
