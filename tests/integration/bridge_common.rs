@@ -130,26 +130,7 @@ impl Owner {
 
     /// Uploads a 1×1 PNG as the owner; answers its mxc URI.
     pub async fn upload_png(&self) -> String {
-        const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082";
-        let url = format!(
-            "{}/_matrix/media/v3/upload?filename=pic.png",
-            crate::synapse::synapse().base_url
-        );
-        let answer: Value = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
-            .post(url)
-            .bearer_auth(&self.token)
-            .header("content-type", "image/png")
-            .body(hex::decode(PNG).unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["content_uri"].as_str().unwrap().to_owned()
+        upload_png(&self.token).await
     }
 
     /// Sends any message content as the owner; answers the event id.
@@ -239,4 +220,26 @@ pub async fn start_bridge(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("account 10001 never connected");
+}
+
+/// Uploads a 1×1 PNG as `token`'s user; answers its mxc URI.
+pub async fn upload_png(token: &str) -> String {
+    const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082";
+    let url =
+        format!("{}/_matrix/media/v3/upload?filename=pic.png", crate::synapse::synapse().base_url);
+    let answer: Value = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(hex::decode(PNG).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["content_uri"].as_str().unwrap().to_owned()
 }

@@ -254,7 +254,7 @@ async fn test_replies_edits_emotes_and_order_reach_qq() {
         .te
         .fault(json!({"endpoint": "upload_offline_pic", "count": 1, "kind": {"delay_ms": 2500}}))
         .await;
-    let mxc = upload_png(&world.token).await;
+    let mxc = crate::bridge_common::upload_png(&world.token).await;
     let picture = json!({"msgtype": "m.image", "body": "pic.png", "url": mxc,
                          "info": {"mimetype": "image/png"}});
     world.send("m.room.message", picture).await;
@@ -422,25 +422,6 @@ async fn test_failures_and_refusals_are_told_never_silent() {
     let notice = world.notice_for("$enc-1").await;
     assert!(notice.contains("encrypted"), "{notice}");
     world.stop().await;
-}
-
-/// Uploads a 1×1 PNG as `token`'s user; answers its mxc URI.
-async fn upload_png(token: &str) -> String {
-    const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082";
-    let url =
-        format!("{}/_matrix/media/v3/upload?filename=pic.png", crate::synapse::synapse().base_url);
-    let answer: Value = http()
-        .post(url)
-        .bearer_auth(token)
-        .header("content-type", "image/png")
-        .body(hex::decode(PNG).unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["content_uri"].as_str().unwrap().to_owned()
 }
 
 fn http() -> reqwest::Client {
