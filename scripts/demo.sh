@@ -80,6 +80,10 @@ mkdir -p "$HS_DIR"
 chmod 0700 "$DEMO_DIR" # it holds the store, the registration's tokens and alice's access token
 rm -rf "$HS_DIR"/homeserver.db* "$HS_DIR"/media_store "$HS_DIR"/*.log \
   "$DEMO_DIR"/bridge.sqlite3* "$DEMO_DIR"/registration.yaml "$DEMO_DIR"/*.log
+# A fresh random QQ password each run (set in the emulator once it runs): the leak check at the
+# end then looks for a value that can only come from the bridge's own handling of it.
+QQBRIDGE_DEMO_QQ_PASSWORD="qq-$(openssl rand -hex 12)"
+export QQBRIDGE_DEMO_QQ_PASSWORD
 cat >"$DEMO_DIR/bridge.yaml" <<YAML
 # Written by scripts/demo.sh on each run; bridge.yaml documents every key.
 qq:
@@ -89,7 +93,7 @@ accounts:
   - id: xiaoming
     qq: $ACCOUNT
     login: password
-    password: "password"
+    password_env: QQBRIDGE_DEMO_QQ_PASSWORD
     owner: "$OWNER_ID"
 sender:
   min_interval_ms: 300
@@ -101,7 +105,8 @@ store:
 metrics:
   listen: "127.0.0.1:$METRICS_PORT"
 logging:
-  filter: "info"
+  # qqbridge at trace, so that the leak check below sees everything it could ever log
+  filter: "info,qqbridge=trace"
 homeserver:
   address: "$HS_URL"
   domain: localhost
@@ -150,6 +155,10 @@ for i in $(seq 100); do
   sleep 0.1
 done
 
+curl -fsS -o /dev/null -X POST "$EMU_URL/_emulator/accounts/password" \
+  -d "{\"qq\":$ACCOUNT,\"password\":\"$QQBRIDGE_DEMO_QQ_PASSWORD\"}" ||
+  die "the emulator did not take the account's new password"
+
 step "starting the bridge: qqbridge run -c $DEMO_DIR/bridge.yaml (account $ACCOUNT, owner $OWNER_ID)"
 NO_COLOR=1 "$BIN" run -c "$DEMO_DIR/bridge.yaml" </dev/null >"$DEMO_DIR/bridge.log" 2>&1 &
 BRIDGE=$!
@@ -171,6 +180,23 @@ step "the conversation (QQ on the left, Matrix on the right)"
 python3 scripts/demo-exchange.py "$HS_URL" "$EMU_URL" "$HS_DIR/register-response.json" \
   "$ACCOUNT" "$OWNER_ID"
 step "demo exchange OK in $((SECONDS - START)) s"
+
+step "leak check: no password, cookie, session token or appservice token in anything the run wrote"
+python3 scripts/leak-check.py --emulator "$EMU_URL" --registration "$DEMO_DIR/registration.yaml" \
+  --dir "$DEMO_DIR" --metrics "http://127.0.0.1:$METRICS_PORT/metrics" \
+  --allow 'bridge.sqlite3*' --allow registration.yaml --allow bridge.yaml \
+  --allow emulator-ca.pem --allow 'var/demo/synapse/*' --allow emulator.log \
+  --secret "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' \
+    "$HS_DIR/register-response.json")"
+# ... and the check can fail: a planted psessionid-like value from the emulator must be found.
+PROBE_DIR=$(mktemp -d)
+curl -fsS "$EMU_URL/_emulator/secrets" | python3 -c 'import json,sys; print("probe", max(json.load(sys.stdin)["secrets"], key=len))' >"$PROBE_DIR/probe.log"
+if python3 scripts/leak-check.py --emulator "$EMU_URL" --registration "$DEMO_DIR/registration.yaml" \
+  --dir "$PROBE_DIR" >/dev/null; then
+  rm -rf "$PROBE_DIR"
+  die "the leak check missed a planted secret"
+fi
+rm -rf "$PROBE_DIR"
 
 if [ "$WAIT" -eq 0 ]; then exit 0; fi
 trap 'echo; exit 0' INT

@@ -24,7 +24,7 @@ use crate::webqq::content::{Content, Segment};
 use crate::webqq::event::{
     BuddiesStatusChange, PollEvent, RealNumber, SysGroupKind, SysGroupMessage,
 };
-use crate::webqq::{Did, GroupNumber, MsgId, QqNumber};
+use crate::webqq::{Did, GroupNumber, MsgId, QqNumber, Secret};
 
 /// Why a control operation was refused (the HTTP API answers 400 with the message).
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +157,11 @@ impl Emulator {
     /// Adds an account (its person must exist).
     pub fn add_account(&self, account: Account) -> Result<(), ControlError> {
         Ok(write(&self.shared.world).add_account(account)?)
+    }
+
+    /// Changes an account's password; sessions already open stay open.
+    pub fn set_password(&self, qq: QqNumber, password: Secret<String>) -> Result<(), ControlError> {
+        Ok(write(&self.shared.world).set_password(qq, password)?)
     }
 
     /// Adds a friend to an account (mutual when both are accounts); online accounts get a
@@ -432,6 +437,14 @@ impl Emulator {
     /// Removes every fault.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
+    }
+
+    /// Every credential handed out so far (session cookies, `ptsigx`, `psessionid`, `vfwebqq`)
+    /// and every account's password: what a leak check greps a bridge's output for.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let mut secrets = lock(&self.shared.issued).all();
+        secrets.extend(read(&self.shared.world).accounts().map(|a| a.password.expose().clone()));
+        secrets
     }
 
     /// A snapshot of sessions, counters, QR codes and faults.

@@ -5,6 +5,7 @@
 //! | route | body / query | answer |
 //! | --- | --- | --- |
 //! | `POST accounts` | `{"qq","password","nick"?,"face"?,"captcha"?,"locked"?,"banned"?,"categories"?}` | `{"ok":true}` |
+//! | `POST accounts/password` | `{"qq","password"}` (later logins need the new one) | `{"ok":true}` |
 //! | `POST persons` | `{"qq","nick","face"?,"gender"?,"lnick"?}` | `{"ok":true}` |
 //! | `POST friends` | `{"account","qq","markname"?,"category"?}` (mutual; buddylist_change) | `{"ok":true}` |
 //! | `POST groups` | `{"number","name","owner","members":[…],"memo"?,"cards"?:{qq:card}}` | `{"ok":true}` |
@@ -23,6 +24,7 @@
 //! | `GET state` | | online, sessions, counters, pending_qr, faults, captchas |
 //! | `GET options`, `POST options` | partial options object, merged into the current ones | options / `{"ok":true}` |
 //! | `GET ca.pem` | | the CA certificate (JSON string) |
+//! | `GET secrets` | | every credential handed out (cookies, ptsigx, psessionid, vfwebqq) and every account password: `{"secrets":[…]}`, for leak checks |
 
 use std::sync::Arc;
 
@@ -77,6 +79,14 @@ struct NewAccount {
     banned: bool,
     #[serde(default)]
     categories: Vec<String>,
+}
+
+/// `POST /_emulator/accounts/password`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPassword {
+    qq: QqNumber,
+    password: String,
 }
 
 /// `POST /_emulator/persons`.
@@ -183,6 +193,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Reply {
         (&Method::GET, "/ca.pem") => {
             Ok(Reply::control(StatusCode::OK, &Value::from(emulator.ca_cert_pem())))
         }
+        (&Method::GET, "/secrets") => Ok(ok(json!({"secrets": emulator.issued_secrets()}))),
         (&Method::GET, "/options") => serde_json::to_value(emulator.options()).map(ok).map_err(bad),
         (&Method::POST, "/options") => merged_options(&emulator, req).map(|o| {
             emulator.set_options(o);
@@ -212,6 +223,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Reply {
                 friends: Vec::new(),
             }))
         }),
+        (&Method::POST, "/accounts/password") => body::<NewPassword>(req)
+            .map(|p| done(emulator.set_password(p.qq, Secret::new(p.password)))),
         (&Method::POST, "/persons") => body::<NewPerson>(req).map(|p| {
             done(emulator.add_person(Person {
                 qq: p.qq,

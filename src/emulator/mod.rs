@@ -55,6 +55,7 @@ mod deliver;
 pub mod faults;
 mod http;
 mod images;
+mod issued;
 mod multipart;
 pub mod options;
 mod ptui;
@@ -118,6 +119,7 @@ impl Emulator {
             image_addr: Default::default(),
             shutting_down: Default::default(),
             seq: Default::default(),
+            issued: Default::default(),
         };
         Ok(Emulator { shared: Arc::new(shared) })
     }

@@ -229,6 +229,7 @@ async fn handle(
         let events = String::from_utf8_lossy(&reply.body);
         tracing::debug!(endpoint = endpoint.name(), %events, "poll2 answer cut by a reset");
     }
+    lock(&shared.issued).record_reply(&reply);
     tracing::debug!(
         endpoint = endpoint.name(),
         tls = req.tls,

@@ -118,6 +118,8 @@ pub(crate) struct Shared {
     pub shutting_down: AtomicBool,
     /// Group message sequence (`seq`, 2013 form).
     pub seq: std::sync::atomic::AtomicU64,
+    /// Every credential handed out, for leak checks (`GET /_emulator/secrets`).
+    pub issued: Mutex<crate::emulator::issued::Issued>,
 }
 
 impl Shared {

@@ -438,6 +438,29 @@ async fn test_password_login_schemes_and_captcha() {
     assert_eq!(cb[0], "0", "{body}");
     assert_eq!(h.client.get(&cb[2]).send().await.unwrap().status(), 302);
     assert!(h.cookie("http://s.web2.qq.com/", "ptwebqq").is_some());
+    // What the login handed out is listed for leak checks, with the passwords.
+    let (status, listed) = h.control(reqwest::Method::GET, "/secrets", Value::Null).await;
+    assert_eq!(status, 200);
+    let listed: Vec<&str> =
+        listed["secrets"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let skey = h.cookie("http://s.web2.qq.com/", "skey").unwrap();
+    assert!(listed.contains(&skey.as_str()) && listed.contains(&"password"), "{listed:?}");
+    assert!(!listed.iter().any(|s| s.starts_with("o00")), "account names are not secrets");
+    // A changed password is the one checked from then on.
+    let new_password = json!({"qq": 10001, "password": "changed-pw"});
+    assert_eq!(h.control(reqwest::Method::POST, "/accounts/password", new_password).await.0, 200);
+    let unknown = json!({"qq": 99999, "password": "x"});
+    assert_eq!(h.control(reqwest::Method::POST, "/accounts/password", unknown).await.0, 400);
+    let (_, body) = h.ptlogin(&check(10001)).await;
+    let args = parse_call(&body, "ptui_checkVC").unwrap();
+    let p = encrypt_password_md5(password_md5("password"), &salt, &args[1]);
+    let (_, body) = h.ptlogin(&login(10001, &p, &args[1], &args[3])).await;
+    assert!(body.starts_with("ptuiCB('3'"), "the old password no longer works: {body}");
+    let (_, body) = h.ptlogin(&check(10001)).await;
+    let args = parse_call(&body, "ptui_checkVC").unwrap();
+    let p = encrypt_password_md5(password_md5("changed-pw"), &salt, &args[1]);
+    let (_, body) = h.ptlogin(&login(10001, &p, &args[1], &args[3])).await;
+    assert!(body.starts_with("ptuiCB('0'"), "{body}");
 
     // Captcha account, scheme B (RSA + TEA).
     let (_, body) = h.ptlogin(&check(10002)).await;

@@ -275,6 +275,20 @@ impl World {
         Ok(())
     }
 
+    /// Changes an account's password.
+    pub fn set_password(
+        &mut self,
+        qq: QqNumber,
+        password: Secret<String>,
+    ) -> Result<(), WorldError> {
+        let account = self
+            .accounts
+            .get_mut(&qq)
+            .ok_or(WorldError::Unknown { kind: "account", number: qq.get() })?;
+        account.password = password;
+        Ok(())
+    }
+
     /// Makes `friend.qq` a friend of `account` (and the reverse when the friend is an account).
     /// Returns false when they already were friends (the entry is then updated).
     pub fn add_friend(&mut self, account: QqNumber, friend: Friend) -> Result<bool, WorldError> {
