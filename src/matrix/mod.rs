@@ -4,6 +4,7 @@
 pub mod appservice;
 pub mod client;
 pub mod error;
+pub mod provisioning;
 pub mod registration;
 pub mod token;
 

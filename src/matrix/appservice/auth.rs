@@ -7,7 +7,7 @@ use crate::matrix::Token;
 
 /// Why a request was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum AuthFailure {
+pub(crate) enum AuthFailure {
     /// No token at all: 401 `M_MISSING_TOKEN`.
     Missing,
     /// A wrong token, a non-Bearer `Authorization`, or header and query disagreeing: 403
@@ -17,7 +17,7 @@ pub(super) enum AuthFailure {
 
 /// Checks the token of a request given its `Authorization` header value (if any) and its raw
 /// query string. Never logs either.
-pub(super) fn check(
+pub(crate) fn check(
     authorization: Option<&[u8]>,
     query: &str,
     hs_token: &Token,

@@ -7,7 +7,7 @@
 //! txnId later. One malformed event never fails a transaction: events stay raw JSON and the
 //! bridge skips what it cannot read. Dedupe by txnId is the handler's job (it persists them).
 
-mod auth;
+pub(crate) mod auth;
 mod memory;
 mod routes;
 
@@ -49,12 +49,14 @@ pub struct ServerSettings {
     /// Largest accepted transaction body in bytes (larger → 413 `M_TOO_LARGE`); normally
     /// [`DEFAULT_MAX_BODY_BYTES`].
     pub max_body_bytes: usize,
+    /// The provisioning API served beside the AS API (MATRIX.md §6.8); `None` turns it off.
+    pub provisioning: Option<crate::matrix::provisioning::Provisioning>,
 }
 
 impl ServerSettings {
     /// Settings for `hs_token` with [`DEFAULT_MAX_BODY_BYTES`].
     pub fn new(hs_token: Token) -> ServerSettings {
-        ServerSettings { hs_token, max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        ServerSettings { hs_token, max_body_bytes: DEFAULT_MAX_BODY_BYTES, provisioning: None }
     }
 }
 
@@ -157,14 +159,19 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let provisioning = settings.provisioning.clone();
     let state = web::Data::new(routes::AppState { settings, handler, status, metrics });
-    let server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(routes::configure))
-            .workers(1)
-            .disable_signals()
-            .shutdown_timeout(10)
-            .listen(listener)?
-            .run();
+    let server = HttpServer::new(move || {
+        App::new().app_data(state.clone()).configure(|cfg| {
+            crate::matrix::provisioning::configure(cfg, provisioning.as_ref());
+            routes::configure(cfg);
+        })
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
     crate::metrics::run_until(server, shutdown).await
 }
 

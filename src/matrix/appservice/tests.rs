@@ -33,7 +33,8 @@ impl Running {
         let status = AppserviceStatus::new();
         let metrics = Metrics::try_new().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let settings = ServerSettings { hs_token: Token::new(TOKEN), max_body_bytes };
+        let settings =
+            ServerSettings { hs_token: Token::new(TOKEN), max_body_bytes, provisioning: None };
         let task = tokio::spawn(serve(
             listener,
             settings,
