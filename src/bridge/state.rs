@@ -79,11 +79,10 @@ pub struct BridgeState {
 }
 
 impl BridgeState {
-    /// Whether `other` says the same (timestamps aside).
+    /// Whether `other` says the same: state and error code (timestamps and the wording of
+    /// the message aside, which changes with every failed poll of an outage).
     pub fn same_as(&self, other: &BridgeState) -> bool {
-        self.state_event == other.state_event
-            && self.error == other.error
-            && self.message == other.message
+        self.state_event == other.state_event && self.error == other.error
     }
 }
 
@@ -270,7 +269,13 @@ impl StateTracker {
         let mut out = Vec::new();
         match state.state_event {
             StateEvent::Connecting => emit(entry, notices, state, now, &mut out),
-            event if event.is_error() && !hold.is_zero() => {
+            // An error already out (pushed) is not held again: a repeat goes through the
+            // TTL check at once.
+            event
+                if event.is_error()
+                    && !hold.is_zero()
+                    && !entry.pushed.as_ref().is_some_and(|(p, _)| p.same_as(&state)) =>
+            {
                 let since = entry.pending.as_ref().map_or(now, |(_, since)| *since);
                 entry.pending = Some((state, since));
             }

@@ -66,6 +66,7 @@ fn test_a_long_outage_is_told_once_after_the_hold_and_its_end_too() {
             (189, None),
             (190, None),
             (191, None),
+            (200, Some((A::TransientDisconnect, Some("5 polls failed in a row")))),
             (300, Some((A::Connected, None))),
         ],
     );
