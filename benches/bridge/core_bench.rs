@@ -217,6 +217,10 @@ async fn measure(
         initial_group_members: 0,
         presence: false,
         portal_creation: qqbridge::config::PortalCreation::OnMessage,
+        numbers: BTreeMap::new(),
+        relay: qqbridge::config::RelayConfig::default(),
+        double_puppet: qqbridge::config::DoublePuppetConfig::default(),
+        status: qqbridge::bridge::state::StatusSettings::default(),
     };
     let manager = ManagerSettings {
         client: ClientConfig::redirect_all(addr, None),

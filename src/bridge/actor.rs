@@ -174,7 +174,7 @@ fn lane_key(account: &str, event: &QqEvent) -> String {
 
 /// Bridges `event`, waiting and trying again while the failure is transient (homeserver down,
 /// 5xx, rate limit after the client's own retries): the event is never dropped for an outage.
-async fn bridge_until_done(bridge: &Bridge, account: &str, event: &QqEvent) {
+async fn bridge_until_done(bridge: &Arc<Bridge>, account: &str, event: &QqEvent) {
     let mut delay = RETRY_FIRST;
     loop {
         match bridge_one(bridge, account, event).await {
@@ -192,7 +192,11 @@ async fn bridge_until_done(bridge: &Bridge, account: &str, event: &QqEvent) {
     }
 }
 
-async fn bridge_one(bridge: &Bridge, account: &str, event: &QqEvent) -> Result<(), BridgeError> {
+async fn bridge_one(
+    bridge: &Arc<Bridge>,
+    account: &str,
+    event: &QqEvent,
+) -> Result<(), BridgeError> {
     match event {
         QqEvent::Message(message) => {
             if bridge.qq_message(account, message).await? == QqOutcome::Duplicate {

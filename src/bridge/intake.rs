@@ -62,4 +62,8 @@ impl AppserviceHandler for Intake {
         let _ = user_id;
         futures_util::future::ready(false).boxed()
     }
+
+    fn bridge_state(&self) -> serde_json::Value {
+        self.bridge.bridge_states_json()
+    }
 }

@@ -10,3 +10,4 @@ pub mod intake;
 pub mod lanes;
 pub mod portal;
 pub mod startup;
+pub mod state;

@@ -17,6 +17,7 @@ use crate::bridge::actor::BridgeActor;
 use crate::bridge::ids::GhostIds;
 use crate::bridge::intake::Intake;
 use crate::bridge::portal::{Bridge, BridgeSettings};
+use crate::bridge::state::StatusSettings;
 use crate::config::Config;
 use crate::matrix::appservice::{self, AppserviceStatus, ServerSettings};
 use crate::matrix::client::{ClientSettings, MatrixClient};
@@ -74,6 +75,8 @@ pub struct MatrixSide {
     pub accounts: Addr<AccountManager>,
     /// Readiness shown on `/health/ready`.
     pub status: AppserviceStatus,
+    /// The bridge core (relay settings, bridge state; what the bot commands act on).
+    pub bridge: Arc<Bridge>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -136,6 +139,18 @@ pub async fn start(
             .unwrap_or(usize::MAX),
         presence: config.bridge.presence,
         portal_creation: config.bridge.portal_creation,
+        numbers: config
+            .enabled_accounts()
+            .map(|a| (a.id.clone(), crate::webqq::QqNumber::new(a.qq)))
+            .collect(),
+        relay: config.relay.clone(),
+        double_puppet: config.double_puppet.clone(),
+        status: StatusSettings {
+            notices: config.bridge.bridge_status_notices,
+            transient_hold: Duration::from_secs(config.bridge.bridge_status_transient_hold_seconds),
+            error_hold: Duration::from_secs(config.bridge.bridge_status_error_hold_seconds),
+            endpoint: config.homeserver.status_endpoint.clone(),
+        },
     };
     let bridge_store = store.clone();
     let actor_store = store.clone();
@@ -171,7 +186,7 @@ pub async fn start(
             "Matrix messages of the previous run queued for QQ again"
         );
     }
-    let intake = Arc::new(Intake::new(bridge, store));
+    let intake = Arc::new(Intake::new(bridge.clone(), store));
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(appservice::serve(
         listener,
@@ -183,8 +198,13 @@ pub async fn start(
             stopped.await.ok();
         },
     ));
-    let mut side =
-        MatrixSide { accounts, status: status.clone(), stop: Some(stop), server: Some(server) };
+    let mut side = MatrixSide {
+        accounts,
+        status: status.clone(),
+        bridge,
+        stop: Some(stop),
+        server: Some(server),
+    };
 
     let ping = TransactionId::new();
     if let Err(source) = matrix.appservice_ping(&ping).await {

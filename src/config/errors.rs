@@ -10,7 +10,7 @@ pub(super) fn from_config_error(error: config::ConfigError) -> ConfigError {
     match error {
         config::ConfigError::Type { unexpected, expected, key, .. } => {
             let key = key.unwrap_or_default();
-            let reason = if key.contains("password") {
+            let reason = if key.contains("password") || key.contains("secret") {
                 format!("invalid type: expected {expected}")
             } else {
                 format!("invalid type: {unexpected}, expected {expected}")
@@ -38,7 +38,7 @@ fn keyed_message(key: String, inner: String) -> ConfigError {
         return ConfigError::invalid(join(field), MISSING);
     }
     let key = or_root(key);
-    let reason = if key.contains("password") {
+    let reason = if key.contains("password") || key.contains("secret") {
         "invalid value".to_owned()
     } else {
         enum_reason(&key, &inner).unwrap_or_else(|| match inner.as_str() {

@@ -74,6 +74,19 @@ pub enum PortalCreation {
     OnSync,
 }
 
+/// Which account states the owner is told in the management room (MATRIX.md §6.5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BridgeStatusNotices {
+    /// None at all.
+    None,
+    /// The error states, and the recovery after a told one.
+    #[default]
+    Errors,
+    /// Every change of state.
+    All,
+}
+
 /// `bridge:` how QQ contacts and chats appear in Matrix.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -98,6 +111,13 @@ pub struct BridgeConfig {
     /// Send a `com.beeper.message_send_status` event for every Matrix message bound for QQ
     /// (MATRIX.md §6.6); failures get a notice either way.
     pub message_status_events: bool,
+    /// Which account states the owner is told in the management room.
+    pub bridge_status_notices: BridgeStatusNotices,
+    /// How long a TRANSIENT_DISCONNECT must last before it is told or pushed, in seconds: a
+    /// blip that resolves sooner is never told (RELIABILITY.md §1.6).
+    pub bridge_status_transient_hold_seconds: u64,
+    /// The same hold for the other error states (BAD_CREDENTIALS, LOGGED_OUT, UNKNOWN_ERROR).
+    pub bridge_status_error_hold_seconds: u64,
 }
 
 impl Default for BridgeConfig {
@@ -112,6 +132,9 @@ impl Default for BridgeConfig {
             max_image_bytes: 10 * 1024 * 1024,
             max_text_bytes: 8 * 1024,
             message_status_events: false,
+            bridge_status_notices: BridgeStatusNotices::Errors,
+            bridge_status_transient_hold_seconds: 180,
+            bridge_status_error_hold_seconds: 0,
         }
     }
 }
@@ -242,6 +265,18 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         ("bridge.initial_group_members", bridge.initial_group_members.into(), 0, 10_000),
         ("bridge.max_image_bytes", bridge.max_image_bytes, 1024, 100 << 20),
         ("bridge.max_text_bytes", bridge.max_text_bytes, 720, 64 << 10),
+        (
+            "bridge.bridge_status_transient_hold_seconds",
+            bridge.bridge_status_transient_hold_seconds,
+            0,
+            86_400,
+        ),
+        (
+            "bridge.bridge_status_error_hold_seconds",
+            bridge.bridge_status_error_hold_seconds,
+            0,
+            86_400,
+        ),
     ] {
         if !(min..=max).contains(&value) {
             let reason = format!("{value} is out of range {min}..={max}");

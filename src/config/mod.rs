@@ -9,13 +9,15 @@ use crate::webqq::Secret;
 
 mod errors;
 mod matrix;
+mod relay;
 mod sections;
 
 use errors::from_config_error;
 pub use matrix::{
-    AppserviceConfig, BridgeConfig, HomeserverConfig, PortalCreation, QQ_PLACEHOLDER,
-    is_valid_localpart, is_valid_server_name, is_valid_user_id,
+    AppserviceConfig, BridgeConfig, BridgeStatusNotices, HomeserverConfig, PortalCreation,
+    QQ_PLACEHOLDER, is_valid_localpart, is_valid_server_name, is_valid_user_id,
 };
+pub use relay::{DoublePuppetConfig, RELAY_PLACEHOLDERS, RelayConfig, RelayTemplates};
 pub use sections::{
     AccountConfig, LoggingConfig, LoginMode, MetricsConfig, PollerConfig, QqConfig, RuntimeConfig,
     SenderConfig, StoreBackend, StoreConfig,
@@ -91,6 +93,10 @@ pub struct Config {
     pub appservice: AppserviceConfig,
     /// How QQ appears in Matrix, and whether the Matrix side runs at all.
     pub bridge: BridgeConfig,
+    /// Relay mode: Matrix users without a QQ login speaking through a portal's relay account.
+    pub relay: RelayConfig,
+    /// Writing as Matrix users' real accounts (their messages from other QQ clients).
+    pub double_puppet: DoublePuppetConfig,
 }
 
 impl Config {
@@ -245,7 +251,8 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.filter) {
             return Err(ConfigError::invalid("logging.filter", format!("not a valid filter: {e}")));
         }
-        matrix::validate(self)
+        matrix::validate(self)?;
+        relay::validate(&self.relay, &self.double_puppet)
     }
 
     /// The accounts that are `enabled`, in file order.

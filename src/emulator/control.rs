@@ -365,7 +365,10 @@ impl Emulator {
             content.push_text(String::new());
         }
         let time = unix_now();
-        let delivered = deliver_message(&self.shared, message.from, target, &content, time, false);
+        // A message from the account's own number was written on another client of that
+        // account: its session sees it too, as real QQ shows the account's own messages.
+        let own = message.from == message.account;
+        let delivered = deliver_message(&self.shared, message.from, target, &content, time, own);
         let msg_id = delivered.iter().find(|(a, _)| *a == message.account).map_or(0, |(_, id)| *id);
         Ok(Posted { msg_id, time, delivered: delivered.len() })
     }

@@ -258,6 +258,35 @@ CREATE TABLE mx_outbox (
 );
 ";
 
+/// Version 6 placeholder (both backends): version 6 belongs to another branch (wip); this no-op
+/// keeps the list contiguous on this branch only. The integrator drops it when merging, so that
+/// version 7 follows the real version 6.
+pub const V6_PLACEHOLDER: &str = "SELECT 1;";
+
+/// SQLite version 7: `portal_relays`, the relay account of a group portal (MATRIX.md §6.3):
+/// messages of Matrix users without a QQ login in that group go out through this account.
+/// `qq` is the account's permanent number (STYLE.md §6); `set_by` the Matrix user who chose it.
+pub const SQLITE_V7_RELAYS: &str = "
+CREATE TABLE portal_relays (
+    portal_key TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    qq         INTEGER NOT NULL,
+    set_by     TEXT NOT NULL,
+    set_at     INTEGER NOT NULL
+);
+";
+
+/// PostgreSQL version 7: [`SQLITE_V7_RELAYS`] with BIGINT.
+pub const POSTGRES_V7_RELAYS: &str = "
+CREATE TABLE portal_relays (
+    portal_key TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    qq         BIGINT NOT NULL,
+    set_by     TEXT NOT NULL,
+    set_at     BIGINT NOT NULL
+);
+";
+
 /// Every SQLite migration in order; the schema version is the number applied.
 pub const SQLITE: &[&str] = &[
     SQLITE_V1_SESSIONS_ACCOUNTS_LEASES,
@@ -265,6 +294,8 @@ pub const SQLITE: &[&str] = &[
     SQLITE_V3_INBOX,
     SQLITE_V4_EXCERPTS,
     SQLITE_V5_OUTBOX,
+    V6_PLACEHOLDER,
+    SQLITE_V7_RELAYS,
 ];
 
 /// Every PostgreSQL migration in order (same versions as [`SQLITE`]).
@@ -274,4 +305,6 @@ pub const POSTGRES: &[&str] = &[
     POSTGRES_V3_INBOX,
     POSTGRES_V4_EXCERPTS,
     POSTGRES_V5_OUTBOX,
+    V6_PLACEHOLDER,
+    POSTGRES_V7_RELAYS,
 ];

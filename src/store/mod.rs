@@ -25,6 +25,7 @@ pub mod migrations;
 pub mod postgres;
 #[cfg(test)]
 mod queue_tests;
+pub mod relay;
 pub mod rows;
 pub mod sqlite;
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use conn::Conn;
 pub use handle::Store;
 pub use inbox::{InboxRow, OutboxRow};
 pub use postgres::ScratchDatabase;
+pub use relay::RelayRow;
 pub use rows::{AccountStateRow, Direction, Excerpt, Ghost, Media, MessageRow, Portal};
 
 /// Why a store operation failed. Messages name the file, the server (host, port, database, user)

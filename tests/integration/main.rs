@@ -12,6 +12,7 @@ mod bridge;
 mod bridge_common;
 mod bridge_members;
 mod bridge_outbound;
+mod bridge_relay;
 mod cli;
 mod harness;
 mod manager;

@@ -38,6 +38,9 @@ pub struct Synapse {
     pub dir: PathBuf,
     /// Base URL of its Client-Server API.
     pub base_url: String,
+    /// The `as_token` of the double-puppet registration (`url: null`, a random sender, every
+    /// local user, non-exclusive: MATRIX.md §6.4), for `double_puppet.secrets`.
+    pub double_puppet_token: String,
     slots: Vec<(Config, Registration, SocketAddr)>,
     free: Mutex<Vec<(usize, Option<TcpListener>)>>,
     returned: Condvar,
@@ -165,6 +168,21 @@ fn start() -> Result<Synapse, String> {
         free.push((index, Some(listener)));
     }
 
+    // The double-puppet registration: no URL (Synapse never sends it transactions), a random
+    // bot, and a non-exclusive interest in every local user, so its token may act as them.
+    let double_puppet_token = format!("dp{:032x}", rand::random::<u128>());
+    let double_puppet = dir.join("registration-double-puppet.yaml");
+    let yaml = format!(
+        "id: doublepuppet\nurl: null\nas_token: {double_puppet_token}\nhs_token: {:032x}\n\
+         sender_localpart: dp{:016x}\nrate_limited: false\nnamespaces:\n  users:\n  \
+         - regex: '@.*:{}'\n    exclusive: false\n",
+        rand::random::<u128>(),
+        rand::random::<u64>(),
+        DOMAIN.replace('.', "\\."),
+    );
+    std::fs::write(&double_puppet, yaml).map_err(|e| format!("double-puppet registration: {e}"))?;
+    registrations.push(double_puppet.to_string_lossy().into_owned());
+
     run_script(&["install"])?;
     let started = std::time::Instant::now();
     // The port is free when chosen but not held: another test may bind it before Synapse does,
@@ -192,6 +210,7 @@ fn start() -> Result<Synapse, String> {
     Ok(Synapse {
         dir,
         base_url,
+        double_puppet_token,
         slots,
         free: Mutex::new(free),
         returned: Condvar::new(),

@@ -8,4 +8,4 @@ mod text;
 pub mod to_matrix;
 pub mod to_qq;
 
-pub use text::{relay_format, sanitize_displayname};
+pub use text::{relay_format, relay_line, sanitize_displayname};

@@ -104,13 +104,16 @@ pub fn sanitize_displayname(name: &str) -> String {
 }
 
 /// The relay template expanded around the message: `(before, after)` with `{displayname}`
-/// replaced by the sanitised name. Placeholders are replaced in one pass over the template only,
+/// replaced by the sanitised name and `{userid}` by `userid` (controls stripped). Placeholders are replaced in one pass over the template only,
 /// so a display name containing `{message}` stays literal. Only the first `{message}` marks the
 /// message's place (later ones vanish); a template without one gets the message after a space.
-pub(crate) fn relay_parts(template: &str, displayname: &str) -> (String, String) {
+pub(crate) fn relay_parts(template: &str, displayname: &str, userid: &str) -> (String, String) {
     const NAME: &str = "{displayname}";
+    const USERID: &str = "{userid}";
     const MESSAGE: &str = "{message}";
     let name = sanitize_displayname(displayname);
+    let userid: String =
+        userid.chars().filter(|c| !c.is_control() && !is_bidi_control(*c)).collect();
     let mut before = String::new();
     let mut after = String::new();
     let mut seen_message = false;
@@ -119,6 +122,9 @@ pub(crate) fn relay_parts(template: &str, displayname: &str) -> (String, String)
         let out = if seen_message { &mut after } else { &mut before };
         if let Some(tail) = rest.strip_prefix(NAME) {
             out.push_str(&name);
+            rest = tail;
+        } else if let Some(tail) = rest.strip_prefix(USERID) {
+            out.push_str(&userid);
             rest = tail;
         } else if let Some(tail) = rest.strip_prefix(MESSAGE) {
             seen_message = true;
@@ -140,8 +146,16 @@ pub(crate) fn relay_parts(template: &str, displayname: &str) -> (String, String)
 /// literal. A template without `{message}` gets the message appended after a space, so a message
 /// is never lost to a bad template.
 pub fn relay_format(template: &str, displayname: &str, message: &str) -> String {
-    let (before, after) = relay_parts(template, displayname);
+    let (before, after) = relay_parts(template, displayname, "");
     format!("{before}{message}{after}")
+}
+
+/// One relayed line (MATRIX.md §6.3): `template` with `{displayname}` (sanitised), `{userid}`
+/// and `{message}` filled in, trailing whitespace removed (a picture's line with an empty
+/// caption). Expansion is one pass, as in [`relay_format`].
+pub fn relay_line(template: &str, displayname: &str, userid: &str, message: &str) -> String {
+    let (before, after) = relay_parts(template, displayname, userid);
+    format!("{before}{message}{after}").trim_end().to_owned()
 }
 
 #[cfg(test)]
@@ -215,5 +229,8 @@ mod tests {
         for (template, name, message, want) in cases {
             assert_eq!(relay_format(template, name, message), want, "template {template:?}");
         }
+        let (before, after) =
+            relay_parts("{displayname} ({userid}): {message}!", "Bob", "@b\u{7}:x");
+        assert_eq!((before.as_str(), after.as_str()), ("\u{2068}Bob\u{2069} (@b:x): ", "!"));
     }
 }

@@ -45,8 +45,11 @@ pub struct ReplyQuote<'a> {
 pub struct ToQqOptions<'a> {
     /// The Matrix sender's display name: used by emotes and relay mode.
     pub displayname: &'a str,
+    /// The Matrix sender's user id: the relay template's `{userid}`.
+    pub userid: &'a str,
     /// Relay mode: the template ([`DEFAULT_RELAY_TEMPLATE`]) naming the sender; `None` when the
-    /// message goes out through the sender's own QQ account.
+    /// message goes out through the sender's own QQ account. For an emote it replaces the
+    /// `* name ` prefix.
     pub relay_template: Option<&'a str>,
     /// The replied-to message, when the caller found it.
     pub reply_to: Option<ReplyQuote<'a>>,
@@ -64,6 +67,7 @@ impl<'a> ToQqOptions<'a> {
     pub fn new(displayname: &'a str) -> ToQqOptions<'a> {
         ToQqOptions {
             displayname,
+            userid: "",
             relay_template: None,
             reply_to: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -188,7 +192,7 @@ pub fn excerpt(content: &RoomMessageEventContent) -> String {
 /// and emoji turned into faces; cut at `max_body_bytes` with a marker, then split in order at
 /// `max_part_bytes` (protocol §5.5). Emotes read `* name text`; edits (`m.new_content`) get
 /// [`EDIT_MARKER`]; a resolved reply gets `「name: first 30 chars」` and a newline; relay mode wraps
-/// the result in the template (emotes already name the sender and are not wrapped). Images become
+/// the result in the template (an emote's template replaces its `* name `). Images become
 /// [`OutgoingQq::Image`]. Files, audio, video, locations, encrypted media, picture edits and
 /// messages without text give [`Unsupported`].
 pub fn matrix_to_qq(
@@ -202,9 +206,8 @@ pub fn matrix_to_qq(
     let is_reply = !edit && content.relates_to.is_some();
     let quote = opts.reply_to.filter(|_| !edit).map(quote_line).unwrap_or_default();
     let edit_marker = if edit { EDIT_MARKER } else { "" };
-    // Emotes never use this: `* name text` already names the sender.
     let relay = || match opts.relay_template {
-        Some(template) => relay_parts(template, opts.displayname),
+        Some(template) => relay_parts(template, opts.displayname, opts.userid),
         None => (String::new(), String::new()),
     };
     match msgtype {
@@ -263,11 +266,22 @@ pub fn matrix_to_qq(
         }
         MessageType::Emote(emote) => {
             let body = message_text(&emote.body, emote.formatted.as_ref(), is_reply);
-            let prefix =
-                format!("{quote}{edit_marker}* {} ", sanitize_displayname(opts.displayname));
+            let (prefix, after) = match opts.relay_template {
+                Some(_) => {
+                    let (before, after) = relay();
+                    (format!("{before}{quote}{edit_marker}"), after)
+                }
+                None => {
+                    let name = sanitize_displayname(opts.displayname);
+                    (format!("{quote}{edit_marker}* {name} "), String::new())
+                }
+            };
             non_empty(&body)?;
             let body = truncate_with_marker(&body, opts.max_body_bytes);
-            Ok(text_messages(&prefix, &body, "", opts).into_iter().map(OutgoingQq::Text).collect())
+            Ok(text_messages(&prefix, &body, &after, opts)
+                .into_iter()
+                .map(OutgoingQq::Text)
+                .collect())
         }
         other => {
             let (body, formatted) = match other {

@@ -15,6 +15,7 @@ use crate::webqq::QqNumber;
 use crate::webqq::content::normalize_for_echo;
 use crate::webqq::session::unix_now;
 
+use super::double_puppet::send_as_owner;
 use super::{Bridge, BridgeError, QqOutcome, TYPING_TIMEOUT, image_type};
 
 impl Bridge {
@@ -35,41 +36,74 @@ impl Bridge {
         }
         let room =
             self.portal_room(account, &owner, &key, &msg.chat, msg.chat_name.as_deref()).await?;
-        // Without double puppeting the owner's own messages from another QQ client appear as
-        // the owner's ghost (MATRIX.md §6.4).
-        let sender = match msg.sender {
-            Some(qq) => Some(self.ghost_in_room(account, qq, &msg.sender_name, &room).await?),
-            None => None,
+        // Not an echo, so the owner wrote it on another QQ client: it appears as the owner's
+        // real Matrix user when their server has a double-puppet secret, else as the owner's
+        // ghost (MATRIX.md §6.4).
+        let mut puppet = if msg.from_self { self.puppet_of(&owner) } else { None };
+        let mut sender = match (msg.sender, puppet) {
+            (Some(qq), None) => {
+                Some(self.ghost_in_room(account, qq, &msg.sender_name, &room).await?)
+            }
+            _ => None,
         };
         let ts = MilliSecondsSinceUnixEpoch(UInt::new_saturating(msg.time.saturating_mul(1000)));
+        let source = format!("{key}/{}", msg.key);
         for (index, part) in parts.iter().enumerate() {
+            let speaker =
+                (sender.is_none() && puppet.is_none()).then_some(msg.sender_name.as_str());
             let content = match part {
                 MatrixPart::Image { qq_ref } => {
                     self.picture(account, msg, qq_ref, sender.as_deref()).await
                 }
-                MatrixPart::Text { .. } => {
-                    matrix_content(part, sender.is_none().then_some(msg.sender_name.as_str()))
-                }
+                MatrixPart::Text { .. } => matrix_content(part, speaker),
             };
             let txn = ids::txn_id(&key, &msg.key, index);
+            if let Some(client) = puppet {
+                match send_as_owner(client, &room, &owner, &txn, &content, ts, &source).await {
+                    Ok(event_id) => {
+                        self.record_part(&key, msg, index, &room, event_id)?;
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, %owner, "double puppeting failed; the owner's ghost sends instead");
+                        puppet = None;
+                        if let Some(qq) = msg.sender {
+                            let ghost = self.ghost_in_room(account, qq, &msg.sender_name, &room);
+                            sender = Some(ghost.await?);
+                        }
+                    }
+                }
+            }
             let event_id = self
                 .matrix
                 .send_message(&room, sender.as_deref(), &txn, &content, Some(ts))
                 .await?;
-            let remote_key =
-                if index == 0 { msg.key.clone() } else { format!("{}#{index}", msg.key) };
-            self.store.insert_message(&MessageRow {
-                portal_key: key.clone(),
-                remote_key,
-                room_id: room.clone(),
-                event_id,
-                direction: Direction::QqToMatrix,
-                sender: msg.sender.map(|qq| qq.to_string()).unwrap_or_default(),
-                created_at: unix_now(),
-            })?;
+            self.record_part(&key, msg, index, &room, event_id)?;
         }
         self.join_pending(&room).await;
         Ok(QqOutcome::Bridged)
+    }
+
+    /// Records part `index` of `msg` as bridged to `event_id`.
+    fn record_part(
+        &self,
+        key: &str,
+        msg: &QqMessage,
+        index: usize,
+        room: &ruma::RoomId,
+        event_id: ruma::OwnedEventId,
+    ) -> Result<(), BridgeError> {
+        let remote_key = if index == 0 { msg.key.clone() } else { format!("{}#{index}", msg.key) };
+        self.store.insert_message(&MessageRow {
+            portal_key: key.to_owned(),
+            remote_key,
+            room_id: room.to_owned(),
+            event_id,
+            direction: Direction::QqToMatrix,
+            sender: msg.sender.map(|qq| qq.to_string()).unwrap_or_default(),
+            created_at: unix_now(),
+        })?;
+        Ok(())
     }
 
     /// A QQ picture as an `m.image` (fetched through the account, uploaded as the ghost), or a

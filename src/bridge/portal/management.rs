@@ -3,13 +3,17 @@
 //! kicks, unbridgeable events, account states — and where bot commands will live (MATRIX.md
 //! §6.1).
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use ruma::api::client::room::{Visibility, create_room};
 use ruma::{OwnedRoomId, RoomId, UserId};
 
+use ruma::api::client::message::send_message_event;
+
 use crate::account::state::AccountState;
+use crate::bridge::state::{BridgeState, notice_text};
+use crate::metrics::matrix::MatrixEndpoint;
 
 use super::cache::Bounded;
 use super::{Bridge, BridgeError};
@@ -90,6 +94,36 @@ impl Bridge {
         }
     }
 
+    /// Tells the owner of `state`'s account about it in the management room, with the state
+    /// itself under `fi.mau.bridge_state` (MATRIX.md §6.5). A failure is logged.
+    pub(super) async fn tell_state(&self, state: &BridgeState) {
+        let account = state.remote_name.as_str();
+        let text = notice_text(state);
+        let told = async {
+            let owner = self.owner(account)?;
+            let room = self.management_room(&owner).await?;
+            let content = serde_json::json!({
+                "msgtype": "m.notice",
+                "body": text,
+                "fi.mau.bridge_state": state,
+            });
+            let raw = serde_json::value::to_raw_value(&content).map_err(|e| {
+                BridgeError::Matrix(crate::matrix::Error::Build(format!("state notice: {e}")))
+            })?;
+            let request = send_message_event::v3::Request::new_raw(
+                room,
+                ruma::TransactionId::new(),
+                ruma::events::MessageLikeEventType::RoomMessage,
+                ruma::serde::Raw::from_json(raw),
+            );
+            self.matrix.send(MatrixEndpoint::Send, request, None).await?;
+            Ok::<(), BridgeError>(())
+        };
+        if let Err(error) = told.await {
+            tracing::warn!(%account, %error, notice = %text, "owner not told of the account state");
+        }
+    }
+
     /// QQ logged the account out (kick_message, protocol §4.5).
     pub async fn qq_kicked(&self, account: &str, reason: &str) {
         let text = format!(
@@ -112,61 +146,25 @@ impl Bridge {
         }
     }
 
-    /// The account's state changed: the owner hears of the states that need them, and a newly
-    /// connected account may have its contacts synced (`sync.rs`).
-    pub async fn qq_account_state(&self, account: &str, state: AccountState, reason: Option<&str>) {
-        if let Some(text) = state_notice(account, state, reason) {
-            self.tell_owner(account, &text).await;
-        }
+    /// The account's state changed: it goes into the bridge state (pushed to the status
+    /// endpoint, told to the owner per `bridge.bridge_status_notices`, `state_push.rs`), and a
+    /// newly connected account may have its contacts synced (`sync.rs`).
+    pub async fn qq_account_state(
+        self: &Arc<Self>,
+        account: &str,
+        state: AccountState,
+        reason: Option<&str>,
+    ) {
+        self.observe_state(account, state, reason).await;
         if state == AccountState::Connected {
             self.sync_on_connect(account).await;
         }
     }
 }
 
-/// What the owner is told when `account` enters `state`; `None` for the states that need
-/// nobody (MATRIX.md §6.5: errors only, by default).
-pub(super) fn state_notice(
-    account: &str,
-    state: AccountState,
-    reason: Option<&str>,
-) -> Option<String> {
-    let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
-    match state {
-        AccountState::BadCredentials => Some(format!(
-            "QQ account {account} cannot log in (BAD_CREDENTIALS{why}). Check the password, or \
-             answer the captcha or QR code, then log in again."
-        )),
-        AccountState::LoggedOut => Some(format!(
-            "QQ account {account} is logged out (LOGGED_OUT{why}). Log in again to resume bridging."
-        )),
-        AccountState::UnknownError => Some(format!(
-            "QQ account {account} stopped on an unexpected error (UNKNOWN_ERROR{why})."
-        )),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn test_only_states_that_need_the_owner_make_a_notice() {
-        for state in AccountState::ALL {
-            let notice = state_notice("me", state, Some("kicked"));
-            let needs_owner = matches!(
-                state,
-                AccountState::BadCredentials | AccountState::LoggedOut | AccountState::UnknownError
-            );
-            assert_eq!(notice.is_some(), needs_owner, "{state:?}");
-            if let Some(text) = notice {
-                assert!(text.contains("me") && text.contains(": kicked"), "{text}");
-                assert!(text.contains(state.as_str()), "{text}");
-            }
-        }
-        assert!(!state_notice("me", AccountState::LoggedOut, None).unwrap().contains(": "));
-    }
 
     #[test]
     fn test_a_repeated_notice_waits() {

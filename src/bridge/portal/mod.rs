@@ -25,6 +25,7 @@ pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from
 
 mod avatars;
 mod cache;
+mod double_puppet;
 mod from_qq;
 mod ghosts;
 mod management;
@@ -32,14 +33,18 @@ mod members;
 mod outbound;
 mod outbox;
 mod permissions;
+mod relay;
 mod replies;
 mod rooms;
 mod space;
+mod state_push;
 mod status;
 mod sync;
 mod to_qq;
 
+pub use double_puppet::DOUBLE_PUPPET_MARKER;
 pub use members::presence_of;
+pub use relay::{MayRelay, RelayAccount, RelayError};
 
 /// Own sends remembered per portal to recognise their echo in poll2.
 const ECHO_MEMORY: usize = 32;
@@ -102,6 +107,14 @@ pub struct BridgeSettings {
     pub presence: bool,
     /// When portals are created (`bridge.portal_creation`).
     pub portal_creation: crate::config::PortalCreation,
+    /// The QQ number of each account.
+    pub numbers: BTreeMap<String, crate::webqq::QqNumber>,
+    /// Relay mode (`relay:`).
+    pub relay: crate::config::RelayConfig,
+    /// Double-puppet secrets per server name (`double_puppet:`); `Debug` is redacted.
+    pub double_puppet: crate::config::DoublePuppetConfig,
+    /// Bridge state: notices, holds and the push endpoint.
+    pub status: crate::bridge::state::StatusSettings,
 }
 
 /// The bridge core.
@@ -136,6 +149,12 @@ pub struct Bridge {
     pending_joins: Mutex<HashMap<ruma::OwnedRoomId, rooms::PendingJoins>>,
     /// Recent notices about unbridgeable events, not repeated for a while (`management.rs`).
     notice_throttle: Mutex<management::NoticeThrottle>,
+    /// Who may speak through a relay account (`relay.rs`).
+    may_relay: std::sync::RwLock<MayRelay>,
+    /// Clients writing as real Matrix users, per server name (`double_puppet.rs`).
+    puppets: BTreeMap<String, MatrixClient>,
+    /// Bridge state per account and its pushes (`state_push.rs`).
+    states: Arc<state_push::StateHub>,
 }
 
 /// How one QQ message ended.
@@ -163,6 +182,8 @@ impl Bridge {
             settings.ghosts.clone(),
             caches.clone(),
         );
+        let puppets = double_puppet::puppet_clients(&settings, &matrix);
+        let states = Arc::new(state_push::StateHub::new(&settings, &matrix));
         Bridge {
             settings,
             matrix,
@@ -180,6 +201,9 @@ impl Bridge {
             synced: Mutex::new(std::collections::HashSet::new()),
             pending_joins: Mutex::new(HashMap::new()),
             notice_throttle: Mutex::new(management::NoticeThrottle::new()),
+            may_relay: std::sync::RwLock::new(Arc::new(|_: &UserId| true)),
+            puppets,
+            states,
         }
     }
 

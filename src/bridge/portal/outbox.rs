@@ -9,8 +9,6 @@ use ruma::RoomId;
 use ruma::events::AnyTimelineEvent;
 use ruma::serde::Raw;
 
-use crate::bridge::ids;
-
 use super::Bridge;
 use super::to_qq::EventHead;
 
@@ -58,13 +56,14 @@ impl Bridge {
                 .ok()
                 .and_then(|raw| EventHead::parse(&raw).map(|head| (raw, head)));
             let portal = self.store.portal_by_room(&row.room_id).ok().flatten();
-            let target = portal
-                .as_ref()
-                .and_then(|p| Some((p.account_id.clone()?, ids::chat_of(&p.kind, &p.remote_id)?)));
-            match (parsed, portal, target) {
-                (Some((raw, head)), Some(portal), Some((account, chat))) => {
+            let route = match (&parsed, &portal) {
+                (Some((_, head)), Some(portal)) => self.route(portal, head).await.ok().flatten(),
+                _ => None,
+            };
+            match (parsed, portal, route) {
+                (Some((raw, head)), Some(portal), Some(route)) => {
                     tracing::warn!(room = %row.room_id, event = %row.event_id, "Matrix message not settled before the restart: sent to QQ again (a possible duplicate)");
-                    if self.send_accepted(portal, head, &raw, account, chat).await {
+                    if self.send_accepted(portal, head, &raw, route).await {
                         queued += 1;
                     }
                 }

@@ -14,6 +14,7 @@ use ruma::{OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedUserId, RoomId};
 use crate::account::account_actor::{NotifyTyping, UploadPicture};
 use crate::account::manager::{NotifyTypingVia, UploadPictureVia};
 use crate::account::send_queue::ChatKey;
+use crate::bridge::convert::relay_line;
 use crate::bridge::convert::to_qq::{
     OutgoingQq, ReplyQuote, ToQqOptions, matrix_to_qq, replied_event_id, text_bytes,
 };
@@ -24,6 +25,7 @@ use crate::webqq::session::unix_now;
 
 use super::outbound::Job;
 use super::permissions::Refusal;
+use super::relay::{Relayed, Route};
 use super::status::SendStatus;
 use super::{Bridge, BridgeError, image_type};
 
@@ -71,6 +73,11 @@ impl Bridge {
             self.remember_own_excerpt(&head, raw).await;
             return Ok(false);
         }
+        if super::double_puppet::has_marker(raw) {
+            // Our own double-puppeted copy of a QQ message (MATRIX.md §6.4): never back to QQ.
+            tracing::debug!(event = %head.event_id, "double-puppeted event dropped");
+            return Ok(false);
+        }
         let Some(portal) = self.store.portal_by_room(&head.room_id)? else {
             tracing::debug!(room = %head.room_id, event_type = %head.event_type, "event outside the portals ignored");
             return Ok(false);
@@ -98,11 +105,14 @@ impl Bridge {
                 let text = "QQ has no reactions; reactions are not bridged.";
                 self.refuse(&portal, &head, Refusal::Unsupported, SendStatus::unsupported(text));
             }
-            "m.room.message" | "m.sticker" if !from_owner => {
-                let text = "only the owner's messages are bridged to QQ; this one was not sent.";
-                self.refuse(&portal, &head, Refusal::NotOwner, SendStatus::no_permission(text));
-            }
-            "m.room.message" | "m.sticker" => return self.owner_message(portal, head, raw).await,
+            "m.room.message" | "m.sticker" => match self.route(&portal, &head).await? {
+                Some(route) => return self.accept_message(portal, head, raw, route).await,
+                None => {
+                    let text =
+                        "only the owner's messages are bridged to QQ; this one was not sent.";
+                    self.refuse(&portal, &head, Refusal::NotOwner, SendStatus::no_permission(text));
+                }
+            },
             other => {
                 tracing::debug!(room = %head.room_id, event_type = %other, "event type not bridged");
             }
@@ -146,20 +156,15 @@ impl Bridge {
         .await
     }
 
-    /// An owner's `m.room.message` or `m.sticker`: read, claimed in the message map (so a
-    /// replayed transaction sends nothing twice), checked, converted and queued.
-    async fn owner_message(
+    /// An owner's (or relayed) `m.room.message` or `m.sticker`: read, claimed in the message
+    /// map (so a replayed transaction sends nothing twice), checked, converted and queued.
+    async fn accept_message(
         self: &Arc<Self>,
         portal: Portal,
         head: EventHead,
         raw: &Raw<AnyTimelineEvent>,
+        route: Route,
     ) -> Result<bool, BridgeError> {
-        let (Some(account), Some(chat)) =
-            (portal.account_id.clone(), ids::chat_of(&portal.kind, &portal.remote_id))
-        else {
-            tracing::debug!(portal = %portal.portal_key, "portal without an account or chat");
-            return Ok(false);
-        };
         let message = MessageRow {
             portal_key: portal.portal_key.clone(),
             remote_key: format!("mx:{}", head.event_id),
@@ -180,21 +185,21 @@ impl Bridge {
             tracing::debug!(event = %head.event_id, "Matrix message already handled");
             return Ok(false);
         }
-        Ok(self.send_accepted(portal, head, raw, account, chat).await)
+        Ok(self.send_accepted(portal, head, raw, route).await)
     }
 
-    /// Converts and queues an owner's message that is claimed and in the outbox (also one
-    /// replayed after a restart). `false` when it cannot go to QQ: its status is reported and
-    /// it leaves the outbox.
+    /// Converts and queues a message that is claimed and in the outbox (also one replayed
+    /// after a restart) along its `route`. `false` when it cannot go to QQ: its status is
+    /// reported and it leaves the outbox.
     pub(super) async fn send_accepted(
         self: &Arc<Self>,
         portal: Portal,
         head: EventHead,
         raw: &Raw<AnyTimelineEvent>,
-        account: String,
-        chat: ChatKey,
+        route: Route,
     ) -> bool {
-        let messages = match self.convert(&portal, &head, raw).await {
+        let Route { account, chat, relay } = route;
+        let messages = match self.convert(&portal, &head, raw, relay.as_ref()).await {
             Ok(messages) => messages,
             Err(status) => {
                 self.report_later(&head.room_id, &head.event_id, status, true);
@@ -213,12 +218,14 @@ impl Bridge {
         true
     }
 
-    /// The QQ messages of an owner's message, or the status saying why there are none.
+    /// The QQ messages of a message (formatted by the relay template when `relay` is set), or
+    /// the status saying why there are none.
     async fn convert(
         &self,
         portal: &Portal,
         head: &EventHead,
         raw: &Raw<AnyTimelineEvent>,
+        relay: Option<&Relayed>,
     ) -> Result<Vec<OutgoingQq>, SendStatus> {
         let unreadable = |e: serde_json::Error| {
             let mut why = e.to_string();
@@ -233,13 +240,16 @@ impl Bridge {
                 .and_then(serde_json::Value::as_str)
                 .map(OwnedMxcUri::from)
                 .ok_or_else(|| SendStatus::unsupported("the sticker has no picture."))?;
-            let image = OutgoingQq::Image {
-                mxc,
-                filename: None,
-                mimetype: None,
-                size: None,
-                caption: vec![],
-            };
+            // A relayed sticker goes with a line naming its sender.
+            let caption = relay
+                .map(|r| {
+                    let template = &self.settings.relay.templates.image;
+                    let line = relay_line(template, &r.displayname, &r.userid, "");
+                    vec![crate::webqq::content::Segment::Text(line)]
+                })
+                .unwrap_or_default();
+            let image =
+                OutgoingQq::Image { mxc, filename: None, mimetype: None, size: None, caption };
             return Ok(vec![image]);
         }
         let content = raw
@@ -254,13 +264,17 @@ impl Bridge {
                 self.settings.max_text_bytes
             )));
         }
-        self.remember_excerpt(portal, head, head.sender.localpart(), &content).await;
+        let displayname = relay.map_or(head.sender.localpart(), |r| r.displayname.as_str());
+        self.remember_excerpt(portal, head, displayname, &content).await;
         let quote = match replied_event_id(&content) {
             Some(replied) => self.reply_quote(portal, &head.room_id, replied).await,
             None => None,
         };
-        let displayname = head.sender.localpart();
         let mut opts = ToQqOptions::new(displayname);
+        if let Some(relay) = relay {
+            opts.relay_template = Some(self.relay_template(&content));
+            opts.userid = &relay.userid;
+        }
         opts.max_body_bytes = self.settings.max_text_bytes;
         opts.reply_to = quote.as_ref().map(|(name, text)| ReplyQuote { name, text });
         matrix_to_qq(&content, &opts)

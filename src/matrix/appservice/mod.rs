@@ -99,6 +99,12 @@ pub trait AppserviceHandler: Send + Sync + 'static {
     /// Whether `user_id` (in our namespace) belongs to a known remote contact; `true` means the
     /// handler has registered the ghost and the server answers `200 {}`, `false` gives 404.
     fn query_user(&self, user_id: OwnedUserId) -> BoxFuture<'static, bool>;
+
+    /// The bridge's per-login states as JSON for `GET /_matrix/app/com.qqbridge/bridge_state`
+    /// (hs_token protected, MATRIX.md §6.5). No IO; the default serves none.
+    fn bridge_state(&self) -> serde_json::Value {
+        serde_json::json!({ "states": [] })
+    }
 }
 
 /// Shared state between the bridge and the server: the readiness flag behind `/health/ready`

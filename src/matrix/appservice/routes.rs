@@ -38,6 +38,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
             .route(&format!("{prefix}/rooms/{{alias}}"), web::get().to(get_room));
     }
     cfg.route("/_matrix/app/v1/ping", web::post().to(post_ping))
+        .route("/_matrix/app/com.qqbridge/bridge_state", web::get().to(get_bridge_state))
         .route("/_matrix/app/v1/thirdparty/{tail:.*}", web::get().to(get_thirdparty))
         .route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
@@ -243,6 +244,14 @@ async fn get_user(
     } else {
         error(StatusCode::NOT_FOUND, "M_NOT_FOUND", "no such user")
     }
+}
+
+/// The bridge's per-login states (MATRIX.md §6.5), for whoever holds the hs_token.
+async fn get_bridge_state(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(answer) = refusal(&req, &state) {
+        return answer;
+    }
+    HttpResponse::Ok().json(state.handler.bridge_state())
 }
 
 /// Room aliases are never created on demand (MATRIX.md §1): always 404.

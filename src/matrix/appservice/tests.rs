@@ -132,6 +132,7 @@ async fn test_auth_matrix_on_every_route() {
         ("POST", "/_matrix/app/v1/ping", Some(json!({"transaction_id": "p1"})), 200),
         ("GET", "/_matrix/app/v1/thirdparty/protocol/qq", None, 404),
         ("GET", "/_matrix/app/v1/thirdparty/user/qq", None, 200),
+        ("GET", "/_matrix/app/com.qqbridge/bridge_state", None, 200),
     ];
     let auths: &[(Auth, Option<u16>, Option<&str>)] = &[
         (Auth::Header(TOKEN), None, None),

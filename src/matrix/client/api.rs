@@ -16,7 +16,7 @@ use ruma::api::client::presence::set_presence;
 use ruma::api::client::profile::set_profile_field;
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::create_room;
-use ruma::api::client::state::send_state_event;
+use ruma::api::client::state::{get_state_event_for_key, send_state_event};
 use ruma::api::client::typing::create_typing_event::{self, v3::Typing, v3::TypingInfo};
 use ruma::events::{MessageLikeEventContent, StateEventContent};
 use ruma::presence::PresenceState;
@@ -245,6 +245,63 @@ impl MatrixClient {
         );
         request.timestamp = ts;
         Ok(self.send(MatrixEndpoint::State, request, as_user).await?.event_id)
+    }
+
+    /// `POST <url>` of `body` as JSON with `Authorization: Bearer <as_token>`: a bridge state
+    /// push to `homeserver.status_endpoint` (MATRIX.md §6.5). One attempt; the caller retries.
+    /// Any 2xx is success.
+    pub async fn post_bridge_state(
+        &self,
+        url: &url::Url,
+        body: &serde_json::Value,
+    ) -> Result<(), Error> {
+        let response = self
+            .http
+            .post(url.clone())
+            .bearer_auth(self.settings.as_token.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| Error::Network(e.without_url()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(Error::Api {
+            status: status.as_u16(),
+            errcode: None,
+            message: "the status endpoint refused the push".to_owned(),
+            retry_after: None,
+        })
+    }
+
+    /// `GET /rooms/{room}/state/m.room.member/{user}` as the bot: `user`'s display name in
+    /// `room`; `None` when they have none or the bot cannot see it (not an error: callers fall
+    /// back to the localpart). Never retried beyond the client's policy.
+    pub async fn member_displayname(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+    ) -> Result<Option<String>, Error> {
+        let request = get_state_event_for_key::v3::Request::new(
+            room.to_owned(),
+            ruma::events::StateEventType::RoomMember,
+            user.to_string(),
+        );
+        let response = match self.send(MatrixEndpoint::State, request, None).await {
+            Ok(response) => response,
+            Err(error) if matches!(error.status(), Some(403 | 404)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(response.event_or_content.get()).unwrap_or_default();
+        // Servers answer the content alone (the default format) or, on request, the event.
+        let name = value
+            .get("displayname")
+            .or_else(|| value.pointer("/content/displayname"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        Ok(name)
     }
 
     /// Redacts `event` in `room` as `as_user` (or the bot); `txn_id` as for sends.

@@ -199,6 +199,14 @@ impl MatrixClient {
         MatrixClient { retry, ..self.clone() }
     }
 
+    /// The same client (same pool, retry policy and metrics) acting with another appservice's
+    /// `as_token`: double puppeting writes as real users through a second registration
+    /// (MATRIX.md §6.4). No IO.
+    pub fn with_as_token(&self, as_token: Token) -> MatrixClient {
+        let settings = ClientSettings { as_token, ..(*self.settings).clone() };
+        MatrixClient { settings: std::sync::Arc::new(settings), ..self.clone() }
+    }
+
     /// The settings this client was made with.
     pub fn settings(&self) -> &ClientSettings {
         &self.settings

@@ -75,6 +75,8 @@ fn test_emote_edit_and_relay() {
         relay_template: Some(DEFAULT_RELAY_TEMPLATE),
         ..ToQqOptions::new("Bob\n<b>")
     };
+    let relay_emote =
+        ToQqOptions { relay_template: Some("* {displayname} {message}"), ..relay.clone() };
     let edit = json!({
         "msgtype": "m.text", "body": "* fixed /微笑",
         "m.new_content": {"msgtype": "m.text", "body": "fixed /微笑"},
@@ -84,8 +86,9 @@ fn test_emote_edit_and_relay() {
     let hi = json!({"msgtype": "m.text", "body": "hi /微笑"});
     let cases: Vec<(Value, &ToQqOptions<'_>, Vec<Segment>)> = vec![
         (emote.clone(), &plain, vec![text("* \u{2068}Alice\u{2069} waves "), Segment::Face(14)]),
-        // Relay mode does not wrap emotes: they already name the sender.
-        (emote, &relay, vec![text("* \u{2068}Bob <b>\u{2069} waves "), Segment::Face(14)]),
+        // In relay mode the emote template replaces `* name `.
+        (emote.clone(), &relay, vec![text("\u{2068}Bob <b>\u{2069}: waves "), Segment::Face(14)]),
+        (emote, &relay_emote, vec![text("* \u{2068}Bob <b>\u{2069} waves "), Segment::Face(14)]),
         (edit.clone(), &plain, vec![text("[edit] fixed "), Segment::Face(14)]),
         (edit, &relay, vec![text("\u{2068}Bob <b>\u{2069}: [edit] fixed "), Segment::Face(14)]),
         (hi, &relay, vec![text("\u{2068}Bob <b>\u{2069}: hi "), Segment::Face(14)]),
