@@ -12,12 +12,14 @@ use actix::prelude::*;
 use ruma::{OwnedServerName, OwnedUserId, TransactionId, UserId};
 use tokio::sync::oneshot;
 
+use crate::account::account_actor::Credentials;
 use crate::account::manager::{AccountManager, ManagerSettings};
 use crate::bridge::actor::BridgeActor;
+use crate::bridge::commands::{CommandSettings, Commands, Permissions};
 use crate::bridge::ids::GhostIds;
 use crate::bridge::intake::Intake;
 use crate::bridge::portal::{Bridge, BridgeSettings};
-use crate::config::Config;
+use crate::config::{Config, LoginMode};
 use crate::matrix::appservice::{self, AppserviceStatus, ServerSettings};
 use crate::matrix::client::{ClientSettings, MatrixClient};
 use crate::matrix::registration::Registration;
@@ -171,6 +173,11 @@ pub async fn start(
             "Matrix messages of the previous run queued for QQ again"
         );
     }
+    let commands = Arc::new(Commands::new(command_settings(config), Arc::new(matrix.clone())));
+    let restored = commands.start(&bridge).await;
+    if restored > 0 {
+        tracing::info!(accounts = restored, "accounts logged in from Matrix started again");
+    }
     let intake = Arc::new(Intake::new(bridge, store));
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(appservice::serve(
@@ -217,6 +224,26 @@ async fn connect(
         Err(error) => return Err(StartupError::Token(error.to_string())),
     }
     matrix.ensure_registered(localpart).await.map_err(StartupError::Bot)
+}
+
+/// The bot's settings: prefix, permissions and each config account's credentials.
+fn command_settings(config: &Config) -> CommandSettings {
+    let config_accounts = config
+        .enabled_accounts()
+        .map(|account| {
+            let credentials = match (account.login, &account.password) {
+                (LoginMode::Password, Some(password)) => Credentials::Password(password.clone()),
+                (LoginMode::Qr, _) => Credentials::Qr,
+                _ => Credentials::SessionOnly,
+            };
+            (account.id.clone(), (account.qq, credentials))
+        })
+        .collect();
+    CommandSettings {
+        prefix: config.bridge.command_prefix.clone(),
+        permissions: Permissions::new(config.bridge.permissions.clone()),
+        config_accounts,
+    }
 }
 
 /// The owner of each enabled account.

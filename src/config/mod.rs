@@ -13,7 +13,7 @@ mod sections;
 
 use errors::from_config_error;
 pub use matrix::{
-    AppserviceConfig, BridgeConfig, HomeserverConfig, PortalCreation, QQ_PLACEHOLDER,
+    AppserviceConfig, BridgeConfig, HomeserverConfig, Permission, PortalCreation, QQ_PLACEHOLDER,
     is_valid_localpart, is_valid_server_name, is_valid_user_id,
 };
 pub use sections::{

@@ -258,6 +258,30 @@ CREATE TABLE mx_outbox (
 );
 ";
 
+/// SQLite version 6: `bot_logins`, QQ accounts logged in from Matrix with the bot (MATRIX.md
+/// §6.1): restored at start beside the config's accounts. No password: the session (version 1)
+/// is what a restart restores.
+pub const SQLITE_V6_BOT_LOGINS: &str = "
+CREATE TABLE bot_logins (
+    account_id TEXT PRIMARY KEY,
+    qq         INTEGER NOT NULL UNIQUE,
+    owner      TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+";
+
+/// PostgreSQL version 6: [`SQLITE_V6_BOT_LOGINS`] with BIGINT.
+pub const POSTGRES_V6_BOT_LOGINS: &str = "
+CREATE TABLE bot_logins (
+    account_id TEXT PRIMARY KEY,
+    qq         BIGINT NOT NULL UNIQUE,
+    owner      TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+";
+
 /// Every SQLite migration in order; the schema version is the number applied.
 pub const SQLITE: &[&str] = &[
     SQLITE_V1_SESSIONS_ACCOUNTS_LEASES,
@@ -265,6 +289,7 @@ pub const SQLITE: &[&str] = &[
     SQLITE_V3_INBOX,
     SQLITE_V4_EXCERPTS,
     SQLITE_V5_OUTBOX,
+    SQLITE_V6_BOT_LOGINS,
 ];
 
 /// Every PostgreSQL migration in order (same versions as [`SQLITE`]).
@@ -274,4 +299,5 @@ pub const POSTGRES: &[&str] = &[
     POSTGRES_V3_INBOX,
     POSTGRES_V4_EXCERPTS,
     POSTGRES_V5_OUTBOX,
+    POSTGRES_V6_BOT_LOGINS,
 ];

@@ -20,6 +20,7 @@ pub(crate) mod backend;
 pub mod conn;
 pub mod handle;
 pub mod inbox;
+pub mod logins;
 pub mod matrix;
 pub mod migrations;
 pub mod postgres;
@@ -35,6 +36,7 @@ use std::path::PathBuf;
 pub use conn::Conn;
 pub use handle::Store;
 pub use inbox::{InboxRow, OutboxRow};
+pub use logins::BotLogin;
 pub use postgres::ScratchDatabase;
 pub use rows::{AccountStateRow, Direction, Excerpt, Ghost, Media, MessageRow, Portal};
 

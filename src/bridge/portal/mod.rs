@@ -24,6 +24,7 @@ use crate::webqq::content::{Content, normalize_for_echo};
 pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
 mod avatars;
+mod bot;
 mod cache;
 mod from_qq;
 mod ghosts;
@@ -136,6 +137,10 @@ pub struct Bridge {
     pending_joins: Mutex<HashMap<ruma::OwnedRoomId, rooms::PendingJoins>>,
     /// Recent notices about unbridgeable events, not repeated for a while (`management.rs`).
     notice_throttle: Mutex<management::NoticeThrottle>,
+    /// Owners of the accounts logged in from Matrix, by account (`bot.rs`).
+    bot_owners: std::sync::RwLock<BTreeMap<String, OwnedUserId>>,
+    /// The bot's commands, once started (`bot.rs`).
+    commands: std::sync::OnceLock<Arc<crate::bridge::commands::Commands>>,
 }
 
 /// How one QQ message ended.
@@ -180,6 +185,8 @@ impl Bridge {
             synced: Mutex::new(std::collections::HashSet::new()),
             pending_joins: Mutex::new(HashMap::new()),
             notice_throttle: Mutex::new(management::NoticeThrottle::new()),
+            bot_owners: std::sync::RwLock::new(BTreeMap::new()),
+            commands: std::sync::OnceLock::new(),
         }
     }
 
@@ -190,11 +197,7 @@ impl Bridge {
     }
 
     pub(super) fn owner(&self, account: &str) -> Result<OwnedUserId, BridgeError> {
-        self.settings
-            .owners
-            .get(account)
-            .cloned()
-            .ok_or_else(|| BridgeError::NoOwner(account.to_owned()))
+        self.owner_of(account).ok_or_else(|| BridgeError::NoOwner(account.to_owned()))
     }
 
     pub(super) async fn notice(&self, room: &RoomId, text: &str) -> Result<(), BridgeError> {

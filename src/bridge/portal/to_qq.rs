@@ -71,12 +71,29 @@ impl Bridge {
             self.remember_own_excerpt(&head, raw).await;
             return Ok(false);
         }
+        let commands = self.commands();
         let Some(portal) = self.store.portal_by_room(&head.room_id)? else {
+            if let Some(commands) = commands {
+                // Outside the portals: the bot's invites, management rooms and DMs.
+                commands.event(self, raw, false).await;
+                return Ok(false);
+            }
             tracing::debug!(room = %head.room_id, event_type = %head.event_type, "event outside the portals ignored");
             return Ok(false);
         };
-        let owner = portal.account_id.as_ref().and_then(|a| self.settings.owners.get(a));
-        let from_owner = owner == Some(&head.sender);
+        if let Some(commands) = commands {
+            if commands.is_command(raw) {
+                commands.event(self, raw, true).await;
+                return Ok(false);
+            }
+            if commands.is_blocked(self, &head.sender) {
+                let text = "you are not allowed to use this bridge; this message was not sent.";
+                self.refuse(&portal, &head, Refusal::Blocked, SendStatus::no_permission(text));
+                return Ok(false);
+            }
+        }
+        let owner = portal.account_id.as_ref().and_then(|a| self.owner_of(a));
+        let from_owner = owner.as_ref() == Some(&head.sender);
         match head.event_type.as_str() {
             "m.room.encryption" if head.state_key.is_some() => {
                 self.portal_encrypted(&portal, &head.room_id).await?;
@@ -284,7 +301,7 @@ impl Bridge {
         else {
             return Ok(());
         };
-        let Some(owner) = self.settings.owners.get(&account) else { return Ok(()) };
+        let Some(owner) = self.owner_of(&account) else { return Ok(()) };
         let typing = raw
             .pointer("/content/user_ids")
             .and_then(serde_json::Value::as_array)
