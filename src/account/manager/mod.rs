@@ -103,6 +103,11 @@ pub enum LoginPrompt {
         /// The PNG.
         png: Vec<u8>,
     },
+    /// The QR code was scanned; the phone must confirm.
+    QrScanned {
+        /// The account id.
+        account: String,
+    },
     /// A captcha waits to be typed; answer with [`AnswerCaptcha`].
     Captcha {
         /// The account id.
@@ -376,6 +381,10 @@ impl Handler<AccountEvent> for AccountManager {
             AccountEvent::QrCode { account, png } => {
                 self.hand_to_person(&account, "qr.png", &png, "QR code waiting to be scanned");
                 self.prompt(LoginPrompt::Qr { account, png });
+            }
+            AccountEvent::QrScanned { account } => {
+                tracing::info!(%account, "QR code scanned; waiting for the phone's confirmation");
+                self.prompt(LoginPrompt::QrScanned { account });
             }
             AccountEvent::Captcha { account, image } => {
                 self.hand_to_person(

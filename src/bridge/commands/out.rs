@@ -19,12 +19,14 @@ pub trait ManagementOut: Send + Sync {
         text: &'a str,
     ) -> BoxFuture<'a, Result<OwnedEventId, String>>;
 
-    /// Uploads a PNG and sends it as an `m.image` with mimetype, size and dimensions.
-    fn send_png<'a>(
+    /// Uploads an image of type `mimetype` and sends it as an `m.image` with mimetype, size
+    /// and (for a PNG) dimensions.
+    fn send_image<'a>(
         &'a self,
         room: &'a RoomId,
         name: &'a str,
-        png: Vec<u8>,
+        mimetype: &'a str,
+        bytes: Vec<u8>,
     ) -> BoxFuture<'a, Result<OwnedEventId, String>>;
 
     /// Redacts `event` with `reason`.
@@ -56,22 +58,23 @@ impl ManagementOut for MatrixClient {
         .boxed()
     }
 
-    fn send_png<'a>(
+    fn send_image<'a>(
         &'a self,
         room: &'a RoomId,
         name: &'a str,
-        png: Vec<u8>,
+        mimetype: &'a str,
+        bytes: Vec<u8>,
     ) -> BoxFuture<'a, Result<OwnedEventId, String>> {
         async move {
             let mut info = ImageInfo::new();
-            info.mimetype = Some("image/png".to_owned());
-            info.size = UInt::new(u64::try_from(png.len()).unwrap_or(u64::MAX));
-            if let Some((w, h)) = png_size(&png) {
+            info.mimetype = Some(mimetype.to_owned());
+            info.size = UInt::new(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+            if let Some((w, h)) = png_size(&bytes) {
                 info.width = Some(UInt::from(w));
                 info.height = Some(UInt::from(h));
             }
             let mxc = self
-                .upload(None, png, "image/png", Some(name.to_owned()))
+                .upload(None, bytes, mimetype, Some(name.to_owned()))
                 .await
                 .map_err(|e| e.to_string())?;
             let image = ImageMessageEventContent::plain(name.to_owned(), mxc).info(Box::new(info));

@@ -27,6 +27,13 @@ pub(super) async fn watch(
     while let Some(prompt) = prompts.recv().await {
         match prompt {
             LoginPrompt::Qr { account, png } => commands.qr_code(&bridge, &account, png).await,
+            LoginPrompt::QrScanned { account } => {
+                let asked =
+                    commands.talk.lock().unwrap_or_else(PoisonError::into_inner).find(&account);
+                if let Some((_, room)) = asked {
+                    commands.say(&room, "Scanned: confirm the login on your phone.").await;
+                }
+            }
             LoginPrompt::Captcha { account, image } => commands.captcha(&account, image).await,
             LoginPrompt::Session { account, qq, nick } => {
                 commands.lock_nicks().insert(account.clone(), nick);
@@ -62,7 +69,7 @@ impl Commands {
                 if let Some(previous) = previous {
                     self.redact(&room, previous, "expired QR code").await;
                 }
-                match self.out.send_png(&room, "qr.png", png).await {
+                match self.out.send_image(&room, "qr.png", "image/png", png).await {
                     Ok(event) => {
                         let mut talk = self.talk.lock().unwrap_or_else(PoisonError::into_inner);
                         talk.qr_posted(account, event);
@@ -81,9 +88,11 @@ impl Commands {
     async fn captcha(&self, account: &str, image: Vec<u8>) {
         let asked = self.talk.lock().unwrap_or_else(PoisonError::into_inner).captcha(account);
         let Some((_, room)) = asked else { return };
-        // Captchas come as JPEG (protocol §1.2); sent as they are, named by their type.
-        let name = if image.starts_with(b"\x89PNG") { "captcha.png" } else { "captcha.jpg" };
-        if let Err(error) = self.out.send_png(&room, name, image).await {
+        // Captchas come as JPEG (protocol §1.2); sent as they are, typed by their bytes.
+        let (mimetype, extension) =
+            crate::bridge::portal::image_type(&image).unwrap_or(("image/jpeg", "jpg"));
+        let name = format!("captcha.{extension}");
+        if let Err(error) = self.out.send_image(&room, &name, mimetype, image).await {
             tracing::warn!(%account, %error, "captcha not posted");
         }
         self.say(
@@ -137,8 +146,11 @@ impl Commands {
         if let Err(error) = moved {
             tracing::error!(account = %account, %error, "QR login not stored");
         }
-        if let Some(nick) = self.lock_nicks().remove(temporary) {
-            self.lock_nicks().insert(account.clone(), nick);
+        {
+            let mut nicks = self.lock_nicks();
+            if let Some(nick) = nicks.remove(temporary) {
+                nicks.insert(account.clone(), nick);
+            }
         }
         self.talk.lock().unwrap_or_else(PoisonError::into_inner).rename(temporary, &account);
         bridge.set_bot_owner(&account, &user);

@@ -232,7 +232,7 @@ impl Bridge {
 }
 
 /// The MIME type and file extension of an image, by its magic bytes; `None` if not an image.
-pub(super) fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+pub(crate) fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
     if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
         Some(("image/jpeg", "jpg"))
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
