@@ -228,7 +228,7 @@ impl Commands {
             },
             Command::Relogin(qq) => match self.pick(bridge, user, qq) {
                 Err(reply) => reply,
-                Ok(account) => self.relogin(bridge, user, room, &account).await,
+                Ok(account) => self.relogin(bridge, user, &account).await,
             },
             Command::ListLogins => self.list_logins(bridge, user).await,
             Command::Sync(qq) => match self.pick(bridge, user, qq) {
@@ -401,36 +401,26 @@ impl Commands {
 
     /// `relogin`: the account starts again (its stored session relinked first, then its
     /// credentials: the config's, a QR code for a QR login from Matrix).
-    async fn relogin(
-        &self,
-        bridge: &Bridge,
-        user: &UserId,
-        room: &RoomId,
-        account: &str,
-    ) -> String {
+    async fn relogin(&self, bridge: &Bridge, user: &UserId, account: &str) -> String {
         let Some(qq) = self.qq_of(account) else { return format!("{account} has no QQ number.") };
         let credentials = match self.settings.config_accounts.get(account) {
             Some((_, credentials)) => credentials.clone(),
             None => {
-                let method = bridge
-                    .store()
-                    .call(move |c| c.bot_login_of_qq(qq))
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|l| l.method);
-                if method.as_deref() == Some("qr") {
-                    let step = Step::Qr { account: account.to_owned(), image: None, codes: 0 };
-                    self.talk
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .start(user, room, step);
-                    Credentials::Qr
-                } else {
-                    Credentials::SessionOnly
+                let stored = bridge.store().call(move |c| c.bot_login_of_qq(qq)).await;
+                match stored.ok().flatten().map(|l| l.method).as_deref() {
+                    Some("qr") => Credentials::Qr,
+                    _ => Credentials::SessionOnly,
                 }
             }
         };
+        if matches!(credentials, Credentials::Qr) {
+            // QR codes go to the management room only, never to a portal where the command
+            // may have been typed: whoever scans a code owns the session.
+            if let Some(dm) = bridge.management_room_of(user).await {
+                let step = Step::Qr { account: account.to_owned(), image: None, codes: 0 };
+                self.talk.lock().unwrap_or_else(PoisonError::into_inner).start(user, &dm, step);
+            }
+        }
         bridge.accounts().send(RemoveAccount { id: account.to_owned() }).await.ok();
         let add = AddAccount { id: account.to_owned(), qq: QqNumber::new(qq), credentials };
         match bridge.accounts().send(add).await {

@@ -81,19 +81,21 @@ impl Bridge {
             tracing::debug!(room = %head.room_id, event_type = %head.event_type, "event outside the portals ignored");
             return Ok(false);
         };
-        if let Some(commands) = commands {
-            if commands.is_command(raw) {
-                commands.event(self, raw, true).await;
-                return Ok(false);
-            }
-            if commands.is_blocked(self, &head.sender) {
-                let text = "you are not allowed to use this bridge; this message was not sent.";
-                self.refuse(&portal, &head, Refusal::Blocked, SendStatus::no_permission(text));
-                return Ok(false);
-            }
+        if let Some(commands) = &commands
+            && commands.is_command(raw)
+        {
+            commands.event(self, raw, true).await;
+            return Ok(false);
         }
         let owner = portal.account_id.as_ref().and_then(|a| self.owner_of(a));
         let from_owner = owner.as_ref() == Some(&head.sender);
+        // An owner named `block` in bridge.permissions loses the account; everyone else who is
+        // not the owner is refused below anyway.
+        if from_owner && commands.is_some_and(|c| c.is_blocked(self, &head.sender)) {
+            let text = "you are not allowed to use this bridge; this message was not sent.";
+            self.refuse(&portal, &head, Refusal::Blocked, SendStatus::no_permission(text));
+            return Ok(false);
+        }
         match head.event_type.as_str() {
             "m.room.encryption" if head.state_key.is_some() => {
                 self.portal_encrypted(&portal, &head.room_id).await?;
