@@ -162,3 +162,82 @@ impl Commands {
         started
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::BoxFuture;
+    use ruma::{OwnedEventId, RoomId};
+
+    /// Sends nothing.
+    struct Silent;
+
+    impl ManagementOut for Silent {
+        fn send_notice<'a>(
+            &'a self,
+            _: &'a RoomId,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<OwnedEventId, String>> {
+            Box::pin(async { Err("silent".to_owned()) })
+        }
+        fn send_image<'a>(
+            &'a self,
+            _: &'a RoomId,
+            _: &'a str,
+            _: &'a str,
+            _: Vec<u8>,
+        ) -> BoxFuture<'a, Result<OwnedEventId, String>> {
+            Box::pin(async { Err("silent".to_owned()) })
+        }
+        fn redact<'a>(
+            &'a self,
+            _: &'a RoomId,
+            _: OwnedEventId,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn join<'a>(&'a self, _: &'a RoomId) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn leave<'a>(&'a self, _: &'a RoomId, _: &'a str) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn commands() -> Commands {
+        let settings = CommandSettings {
+            prefix: "!qq".to_owned(),
+            permissions: Permissions::default(),
+            config_accounts: BTreeMap::from([("me".to_owned(), (10001, Credentials::Qr))]),
+        };
+        Commands::new(settings, Arc::new(Silent))
+    }
+
+    #[test]
+    fn test_only_prefixed_messages_are_commands_in_portals() {
+        let commands = commands();
+        // (event, is a command)
+        let cases = [
+            (serde_json::json!({"type": "m.room.message", "content": {"body": "!qq help"}}), true),
+            (serde_json::json!({"type": "m.room.message", "content": {"body": " !qq"}}), true),
+            (serde_json::json!({"type": "m.room.message", "content": {"body": "!qqx"}}), false),
+            (serde_json::json!({"type": "m.room.message", "content": {"body": "hi !qq"}}), false),
+            (serde_json::json!({"type": "m.room.message", "content": {}}), false),
+            (serde_json::json!({"type": "m.sticker", "content": {"body": "!qq help"}}), false),
+        ];
+        for (event, want) in cases {
+            let raw: Raw<AnyTimelineEvent> = serde_json::from_value(event.clone()).unwrap();
+            assert_eq!(commands.is_command(&raw), want, "{event}");
+        }
+    }
+
+    #[test]
+    fn test_qq_of_config_and_matrix_accounts() {
+        let commands = commands();
+        assert_eq!(commands.qq_of("me"), Some(10001));
+        assert_eq!(commands.qq_of(&login::bot_account_id(10002)), Some(10002));
+        assert_eq!(commands.qq_of(&login::qr_account_id(3)), None);
+        assert_eq!(commands.qq_of("unknown"), None);
+    }
+}
