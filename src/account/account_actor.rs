@@ -171,7 +171,11 @@ impl AccountActor {
             }
             Credentials::Qr => {
                 self.signal(Signal::QrIssued, Some("scan the QR code with QQ".into()));
-                let msg = LoginWithQr { config, qr_codes: ctx.address().recipient() };
+                let msg = LoginWithQr {
+                    config,
+                    qr_codes: ctx.address().recipient(),
+                    scanned: ctx.address().recipient(),
+                };
                 (
                     LoginMethod::Qr,
                     futures_util::FutureExt::boxed_local(async move { login.send(msg).await }),

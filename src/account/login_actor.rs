@@ -94,7 +94,15 @@ pub struct LoginWithQr {
     pub config: ClientConfig,
     /// Where each new QR code (PNG) goes.
     pub qr_codes: Recipient<QrCodeIssued>,
+    /// Told once per code when it is scanned (ptqrlogin 67, protocol §1.3.3).
+    pub scanned: Recipient<QrScanned>,
 }
+
+/// Event: the current QR code was scanned and waits for the phone's confirmation. Sent by
+/// `LoginActor`.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct QrScanned;
 
 /// Event: a QR code waits to be scanned. Sent by `LoginActor`.
 #[derive(Message, Clone, Debug)]
@@ -214,10 +222,17 @@ async fn qr_login(
             QrLogin::start(&client).await?
         };
         msg.qr_codes.do_send(QrCodeIssued { png });
+        let mut told_scanned = false;
         loop {
             tokio::time::sleep(QR_POLL_INTERVAL).await;
             match login.state(&client).await? {
-                QrState::Waiting | QrState::Scanned => {}
+                QrState::Waiting => {}
+                QrState::Scanned => {
+                    if !told_scanned {
+                        msg.scanned.do_send(QrScanned);
+                        told_scanned = true;
+                    }
+                }
                 QrState::Expired => break,
                 QrState::Confirmed { check_sig_url, nick } => {
                     let _permit = permit(permits).await;

@@ -118,6 +118,11 @@ pub enum AccountEvent {
         /// The PNG.
         png: Vec<u8>,
     },
+    /// The QR code was scanned; the phone must confirm.
+    QrScanned {
+        /// The account id.
+        account: String,
+    },
     /// A captcha waits to be typed; answer with [`SolveCaptcha`].
     Captcha {
         /// The account id.

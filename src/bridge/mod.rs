@@ -4,6 +4,7 @@
 //! ways; `actor.rs` orders the QQ side; `intake.rs` plugs the bridge into the appservice server.
 
 pub mod actor;
+pub mod commands;
 pub mod convert;
 pub mod ids;
 pub mod intake;

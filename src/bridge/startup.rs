@@ -12,13 +12,15 @@ use actix::prelude::*;
 use ruma::{OwnedServerName, OwnedUserId, TransactionId, UserId};
 use tokio::sync::oneshot;
 
+use crate::account::account_actor::Credentials;
 use crate::account::manager::{AccountManager, ManagerSettings};
 use crate::bridge::actor::BridgeActor;
+use crate::bridge::commands::{CommandSettings, Commands, Permission, Permissions};
 use crate::bridge::ids::GhostIds;
 use crate::bridge::intake::Intake;
 use crate::bridge::portal::{Bridge, BridgeSettings};
 use crate::bridge::state::StatusSettings;
-use crate::config::Config;
+use crate::config::{Config, LoginMode};
 use crate::matrix::appservice::{self, AppserviceStatus, ServerSettings};
 use crate::matrix::client::{ClientSettings, MatrixClient};
 use crate::matrix::registration::Registration;
@@ -179,12 +181,23 @@ pub async fn start(
         ServerSettings::new(Token::new(registration.hs_token.expose().clone()));
     server_settings.max_body_bytes =
         usize::try_from(config.appservice.max_body_bytes).unwrap_or(usize::MAX);
+    // Who may speak through a portal's relay account (MATRIX.md §6.3): `relay` or more in
+    // bridge.permissions. Set before the outbox replay, which routes relayed messages too.
+    let relay_permissions = Permissions::new(config.bridge.permissions.clone());
+    bridge.set_may_relay(Arc::new(move |user: &UserId| {
+        relay_permissions.level_of(user) >= Permission::Relay
+    }));
     let replayed = bridge.replay_outbox().await;
     if replayed > 0 {
         tracing::info!(
             messages = replayed,
             "Matrix messages of the previous run queued for QQ again"
         );
+    }
+    let commands = Arc::new(Commands::new(command_settings(config), Arc::new(matrix.clone())));
+    let restored = commands.start(&bridge).await;
+    if restored > 0 {
+        tracing::info!(accounts = restored, "accounts logged in from Matrix started again");
     }
     let intake = Arc::new(Intake::new(bridge.clone(), store));
     let (stop, stopped) = oneshot::channel::<()>();
@@ -237,6 +250,26 @@ async fn connect(
         Err(error) => return Err(StartupError::Token(error.to_string())),
     }
     matrix.ensure_registered(localpart).await.map_err(StartupError::Bot)
+}
+
+/// The bot's settings: prefix, permissions and each config account's credentials.
+fn command_settings(config: &Config) -> CommandSettings {
+    let config_accounts = config
+        .enabled_accounts()
+        .map(|account| {
+            let credentials = match (account.login, &account.password) {
+                (LoginMode::Password, Some(password)) => Credentials::Password(password.clone()),
+                (LoginMode::Qr, _) => Credentials::Qr,
+                _ => Credentials::SessionOnly,
+            };
+            (account.id.clone(), (account.qq, credentials))
+        })
+        .collect();
+    CommandSettings {
+        prefix: config.bridge.command_prefix.clone(),
+        permissions: Permissions::new(config.bridge.permissions.clone()),
+        config_accounts,
+    }
 }
 
 /// The owner of each enabled account.

@@ -87,6 +87,22 @@ pub enum BridgeStatusNotices {
     All,
 }
 
+/// What a Matrix user may do with the bridge (`bridge.permissions`), lowest first: the order
+/// is the order of rights, so `level >= Permission::User` reads as "at least a user".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Nothing: commands refused, invites rejected, messages not bridged.
+    #[default]
+    Block,
+    /// `help`, `version`, `ping`; messages through a relay account (MATRIX.md §6.3).
+    Relay,
+    /// Log in QQ accounts and use them.
+    User,
+    /// Everything, including relay and bridging commands.
+    Admin,
+}
+
 /// `bridge:` how QQ contacts and chats appear in Matrix.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -118,6 +134,12 @@ pub struct BridgeConfig {
     pub bridge_status_transient_hold_seconds: u64,
     /// The same hold for the other error states (BAD_CREDENTIALS, LOGGED_OUT, UNKNOWN_ERROR).
     pub bridge_status_error_hold_seconds: u64,
+    /// Who may use the bridge: a Matrix user id, a server name or `*` to a [`Permission`]; the
+    /// most specific key wins (user id, then server name, then `*`); unmatched users are
+    /// blocked, except an account's configured owner, who keeps that account.
+    pub permissions: std::collections::BTreeMap<String, Permission>,
+    /// What starts a bot command in a portal (`!qq help`); the management room needs none.
+    pub command_prefix: String,
 }
 
 impl Default for BridgeConfig {
@@ -135,6 +157,8 @@ impl Default for BridgeConfig {
             bridge_status_notices: BridgeStatusNotices::Errors,
             bridge_status_transient_hold_seconds: 180,
             bridge_status_error_hold_seconds: 0,
+            permissions: std::collections::BTreeMap::new(),
+            command_prefix: "!qq".to_owned(),
         }
     }
 }
@@ -283,6 +307,18 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             return Err(ConfigError::invalid(key, reason));
         }
     }
+    for key in bridge.permissions.keys() {
+        let valid = key == "*" || is_valid_user_id(key) || is_valid_server_name(key);
+        if !valid {
+            let reason = format!("{key:?} is not a Matrix user id, a server name or \"*\"");
+            return Err(ConfigError::invalid("bridge.permissions", reason));
+        }
+    }
+    let prefix = &bridge.command_prefix;
+    if prefix.is_empty() || prefix.len() > 16 || prefix.chars().any(char::is_whitespace) {
+        let reason = format!("{prefix:?} must be 1 to 16 bytes without spaces");
+        return Err(ConfigError::invalid("bridge.command_prefix", reason));
+    }
     for (i, account) in config.accounts.iter().enumerate() {
         let key = format!("accounts[{i}].owner");
         match &account.owner {
@@ -355,6 +391,10 @@ mod tests {
             ("bridge: {max_text_bytes: 100}", "bridge.max_text_bytes: 100 is out"),
             ("bridge: {max_text_bytes: 70000}", "bridge.max_text_bytes: 70000 is out"),
             ("bridge: {portal_creation: never}", "bridge.portal_creation: unknown value"),
+            ("bridge: {permissions: {'a b': user}}", "bridge.permissions: \"a b\" is not"),
+            ("bridge: {permissions: {'*': root}}", "bridge.permissions.*: unknown value"),
+            ("bridge: {command_prefix: ''}", "bridge.command_prefix: \"\" must"),
+            ("bridge: {command_prefix: '! qq'}", "bridge.command_prefix: \"! qq\" must"),
             (
                 "bridge: {enabled: true}\naccounts: [{id: a, qq: 10001, login: qr}]",
                 "accounts[0].owner: required",

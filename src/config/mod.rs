@@ -14,8 +14,8 @@ mod sections;
 
 use errors::from_config_error;
 pub use matrix::{
-    AppserviceConfig, BridgeConfig, BridgeStatusNotices, HomeserverConfig, PortalCreation,
-    QQ_PLACEHOLDER, is_valid_localpart, is_valid_server_name, is_valid_user_id,
+    AppserviceConfig, BridgeConfig, BridgeStatusNotices, HomeserverConfig, Permission,
+    PortalCreation, QQ_PLACEHOLDER, is_valid_localpart, is_valid_server_name, is_valid_user_id,
 };
 pub use relay::{DoublePuppetConfig, RELAY_PLACEHOLDERS, RelayConfig, RelayTemplates};
 pub use sections::{

@@ -258,10 +258,29 @@ CREATE TABLE mx_outbox (
 );
 ";
 
-/// Version 6 placeholder (both backends): version 6 belongs to another branch (wip); this no-op
-/// keeps the list contiguous on this branch only. The integrator drops it when merging, so that
-/// version 7 follows the real version 6.
-pub const V6_PLACEHOLDER: &str = "SELECT 1;";
+/// SQLite version 6: `bot_logins`, QQ accounts logged in from Matrix with the bot (MATRIX.md
+/// §6.1): restored at start beside the config's accounts. No password: the session (version 1)
+/// is what a restart restores.
+pub const SQLITE_V6_BOT_LOGINS: &str = "
+CREATE TABLE bot_logins (
+    account_id TEXT PRIMARY KEY,
+    qq         INTEGER NOT NULL UNIQUE,
+    owner      TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+";
+
+/// PostgreSQL version 6: [`SQLITE_V6_BOT_LOGINS`] with BIGINT.
+pub const POSTGRES_V6_BOT_LOGINS: &str = "
+CREATE TABLE bot_logins (
+    account_id TEXT PRIMARY KEY,
+    qq         BIGINT NOT NULL UNIQUE,
+    owner      TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+";
 
 /// SQLite version 7: `portal_relays`, the relay account of a group portal (MATRIX.md §6.3):
 /// messages of Matrix users without a QQ login in that group go out through this account.
@@ -294,7 +313,7 @@ pub const SQLITE: &[&str] = &[
     SQLITE_V3_INBOX,
     SQLITE_V4_EXCERPTS,
     SQLITE_V5_OUTBOX,
-    V6_PLACEHOLDER,
+    SQLITE_V6_BOT_LOGINS,
     SQLITE_V7_RELAYS,
 ];
 
@@ -305,6 +324,6 @@ pub const POSTGRES: &[&str] = &[
     POSTGRES_V3_INBOX,
     POSTGRES_V4_EXCERPTS,
     POSTGRES_V5_OUTBOX,
-    V6_PLACEHOLDER,
+    POSTGRES_V6_BOT_LOGINS,
     POSTGRES_V7_RELAYS,
 ];

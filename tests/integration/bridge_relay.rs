@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use qqbridge::config::Permission;
 use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,6 +54,9 @@ async fn test_relay_sends_a_second_users_message_with_the_template() {
     let mut slot = lease();
     let (owner, mut config) = owner_and_config(&slot).await;
     config.relay.enabled = true;
+    // The owner is an admin (may set the relay); everyone else on the server may be relayed.
+    config.bridge.permissions =
+        [(owner.user_id.clone(), Permission::Admin), ("*".to_owned(), Permission::Relay)].into();
     let (store, _guard) = test_store();
     let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
     te.post_message(ME, "group", BREATH, "group hello", json!({"group": GROUP})).await;
@@ -94,11 +98,16 @@ async fn test_relay_sends_a_second_users_message_with_the_template() {
     send("before the relay").await;
     owner.wait_for_match("the refusal", |b| b.contains("only the owner's messages")).await;
 
-    // With one, it goes out through account 10001, named by the template, plain text.
-    let admin = UserId::parse(owner.user_id.as_str()).unwrap();
-    let relay = side.bridge.set_relay(&room_id, "me", &admin).await.unwrap();
+    // Eve may be relayed but may not pick the relay; the owner, an admin, may: `!qq set-relay`
+    // picks the portal's own account.
+    send("!qq set-relay").await;
+    owner.wait_for_match("the level refusal", |b| b.contains("needs the Admin permission")).await;
+    assert_eq!(side.bridge.relay_of(&room_id).await.unwrap(), None);
+    owner.send(&room, "!qq set-relay").await;
+    owner.wait_for_match("the relay answer", |b| b.starts_with("Relay on")).await;
+    let relay = side.bridge.relay_of(&room_id).await.unwrap().unwrap();
     assert_eq!((relay.account.as_str(), relay.qq.get()), ("me", ME));
-    assert_eq!(side.bridge.relay_of(&room_id).await.unwrap(), Some(relay));
+    let admin = UserId::parse(owner.user_id.as_str()).unwrap();
     send("hi from Matrix").await;
     let text = wait_sent(&te, "the relayed message", |t| t.contains("hi from Matrix")).await;
     assert_eq!(text, "\u{2068}Eve <b>x</b>\u{2069}: hi from Matrix");
@@ -109,8 +118,10 @@ async fn test_relay_sends_a_second_users_message_with_the_template() {
     let text = wait_sent(&te, "the owner's message", |t| t.contains("owner speaking")).await;
     assert_eq!(text, "owner speaking");
 
-    // Relay cleared: refused again. Relay off in the hook: refused too.
-    assert!(side.bridge.unset_relay(&room_id).await.unwrap());
+    // Relay cleared by the command: gone. Relay off in the hook: refused too.
+    owner.send(&room, "!qq unset-relay").await;
+    owner.wait_for_match("the unset answer", |b| b.starts_with("Relay off")).await;
+    assert_eq!(side.bridge.relay_of(&room_id).await.unwrap(), None);
     side.bridge.set_relay(&room_id, "me", &admin).await.unwrap();
     side.bridge.set_may_relay(Arc::new(|_| false));
     send("after the hook").await;

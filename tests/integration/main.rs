@@ -9,6 +9,7 @@ mod tidy;
 mod accounts;
 mod bad_input;
 mod bridge;
+mod bridge_commands;
 mod bridge_common;
 mod bridge_members;
 mod bridge_outbound;

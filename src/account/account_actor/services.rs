@@ -1,17 +1,28 @@
 //! What an account does for others while its session is open: picture and face downloads,
-//! uploads, the contact lists and group details for the bridge, and typing notices to friends.
+//! uploads, the contact lists and group details for the bridge, and typing notices to friends;
+//! and the QR scan passed on to whoever shows the code.
 
 use actix::prelude::*;
 use futures_util::StreamExt as _;
 
 use super::AccountActor;
+use crate::account::login_actor::QrScanned;
 use crate::account::lookup;
 use crate::account::manager::{FetchFace, GetDirectory, GetGroupInfo, GroupSnapshot};
+use crate::account::messages::AccountEvent;
 use crate::account::messages::{FetchPicture, NotifyTyping, UploadPicture};
 use crate::webqq::api::get_friend_uin2::KIND_PERSON;
 use crate::webqq::content::unescape_entities;
 use crate::webqq::directory::Directory;
 use crate::webqq::{QqNumber, Uin};
+
+impl Handler<QrScanned> for AccountActor {
+    type Result = ();
+
+    fn handle(&mut self, _: QrScanned, _: &mut Context<Self>) {
+        self.observer.do_send(AccountEvent::QrScanned { account: self.settings.id.clone() });
+    }
+}
 
 impl Handler<FetchPicture> for AccountActor {
     type Result = ResponseFuture<Result<Vec<u8>, String>>;

@@ -92,6 +92,54 @@ pub struct RemoveAccount {
 #[rtype(result = "Vec<(String, AccountState, Option<String>)>")]
 pub struct GetStates;
 
+/// What a person logging an account in must see, for whoever drives the login from Matrix
+/// (the bot, `bridge/commands/`).
+#[derive(Clone, Debug)]
+pub enum LoginPrompt {
+    /// A QR code waits to be scanned.
+    Qr {
+        /// The account id.
+        account: String,
+        /// The PNG.
+        png: Vec<u8>,
+    },
+    /// The QR code was scanned; the phone must confirm.
+    QrScanned {
+        /// The account id.
+        account: String,
+    },
+    /// A captcha waits to be typed; answer with [`AnswerCaptcha`].
+    Captcha {
+        /// The account id.
+        account: String,
+        /// The image (JPEG).
+        image: Vec<u8>,
+    },
+    /// A session opened (and is stored): whose it is.
+    Session {
+        /// The account id.
+        account: String,
+        /// The QQ number the session belongs to.
+        qq: QqNumber,
+        /// The nickname ptlogin reported.
+        nick: String,
+    },
+    /// The account's state changed.
+    State {
+        /// The account id.
+        account: String,
+        /// The new state.
+        state: AccountState,
+        /// Why, in words a person understands.
+        reason: Option<String>,
+    },
+}
+
+/// Command: hand every [`LoginPrompt`] to `0` from now on (one watcher; a new one replaces it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchLogins(pub tokio::sync::mpsc::UnboundedSender<LoginPrompt>);
+
 /// Many accounts.
 pub struct AccountManager {
     settings: ManagerSettings,
@@ -107,6 +155,8 @@ pub struct AccountManager {
     login_permits: std::sync::Arc<tokio::sync::Semaphore>,
     /// Accounts per state (in `AccountState::ALL` order), for `metrics.per_account: false`.
     state_counts: [usize; AccountState::ALL.len()],
+    /// Who drives logins from Matrix, if anyone.
+    login_watcher: Option<tokio::sync::mpsc::UnboundedSender<LoginPrompt>>,
 }
 
 impl AccountManager {
@@ -127,6 +177,7 @@ impl AccountManager {
             arbiters: Vec::new(),
             next_arbiter: 0,
             state_counts: [0; AccountState::ALL.len()],
+            login_watcher: None,
             login_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(
                 settings.login_concurrency.max(1),
             )),
@@ -257,6 +308,14 @@ impl Handler<RemoveAccount> for AccountManager {
     }
 }
 
+impl Handler<WatchLogins> for AccountManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchLogins, _: &mut Context<Self>) {
+        self.login_watcher = Some(msg.0);
+    }
+}
+
 impl Handler<GetStates> for AccountManager {
     type Result = MessageResult<GetStates>;
 
@@ -294,12 +353,19 @@ impl Handler<AccountEvent> for AccountManager {
                     let (account, events) = (account.clone(), Vec::new());
                     self.events.do_send(QqEventsReceived { account, events, resolved });
                 }
+                self.prompt(LoginPrompt::State {
+                    account: account.clone(),
+                    state,
+                    reason: reason.clone(),
+                });
                 self.states.insert(account, (state, reason));
             }
             AccountEvent::SessionSaved { account, session } => {
                 if let Err(error) = self.store.save_session(&account, &session) {
                     tracing::error!(%account, %error, "session not stored: a restart will need a new login");
                 }
+                let (qq, nick) = (session.qq, session.nick.clone());
+                self.prompt(LoginPrompt::Session { account, qq, nick });
             }
             AccountEvent::LoginFinished { account, method, ok } => {
                 let method = match method {
@@ -314,6 +380,11 @@ impl Handler<AccountEvent> for AccountManager {
             }
             AccountEvent::QrCode { account, png } => {
                 self.hand_to_person(&account, "qr.png", &png, "QR code waiting to be scanned");
+                self.prompt(LoginPrompt::Qr { account, png });
+            }
+            AccountEvent::QrScanned { account } => {
+                tracing::info!(%account, "QR code scanned; waiting for the phone's confirmation");
+                self.prompt(LoginPrompt::QrScanned { account });
             }
             AccountEvent::Captcha { account, image } => {
                 self.hand_to_person(
@@ -322,6 +393,7 @@ impl Handler<AccountEvent> for AccountManager {
                     &image,
                     "captcha waiting: type `captcha <account> <text>` on the bridge's input",
                 );
+                self.prompt(LoginPrompt::Captcha { account, image });
             }
             AccountEvent::Disconnected { account, reason } => {
                 let reason = match reason {
@@ -408,6 +480,15 @@ impl AccountManager {
             *count = if up { count.saturating_add(1) } else { count.saturating_sub(1) };
             let count = *count;
             self.metrics.set_account_state_count(ALL_ACCOUNTS, state_label(state), count);
+        }
+    }
+
+    /// Hands `prompt` to the login watcher, if there is one.
+    fn prompt(&mut self, prompt: LoginPrompt) {
+        if let Some(watcher) = &self.login_watcher
+            && watcher.send(prompt).is_err()
+        {
+            self.login_watcher = None;
         }
     }
 

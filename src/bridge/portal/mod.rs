@@ -24,6 +24,7 @@ use crate::webqq::content::{Content, normalize_for_echo};
 pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
 mod avatars;
+mod bot;
 mod cache;
 mod double_puppet;
 mod from_qq;
@@ -155,6 +156,10 @@ pub struct Bridge {
     puppets: BTreeMap<String, MatrixClient>,
     /// Bridge state per account and its pushes (`state_push.rs`).
     states: Arc<state_push::StateHub>,
+    /// Owners of the accounts logged in from Matrix, by account (`bot.rs`).
+    bot_owners: std::sync::RwLock<BTreeMap<String, OwnedUserId>>,
+    /// The bot's commands, once started (`bot.rs`).
+    commands: std::sync::OnceLock<Arc<crate::bridge::commands::Commands>>,
 }
 
 /// How one QQ message ended.
@@ -204,6 +209,8 @@ impl Bridge {
             may_relay: std::sync::RwLock::new(Arc::new(|_: &UserId| true)),
             puppets,
             states,
+            bot_owners: std::sync::RwLock::new(BTreeMap::new()),
+            commands: std::sync::OnceLock::new(),
         }
     }
 
@@ -214,11 +221,7 @@ impl Bridge {
     }
 
     pub(super) fn owner(&self, account: &str) -> Result<OwnedUserId, BridgeError> {
-        self.settings
-            .owners
-            .get(account)
-            .cloned()
-            .ok_or_else(|| BridgeError::NoOwner(account.to_owned()))
+        self.owner_of(account).ok_or_else(|| BridgeError::NoOwner(account.to_owned()))
     }
 
     pub(super) async fn notice(&self, room: &RoomId, text: &str) -> Result<(), BridgeError> {
@@ -253,7 +256,7 @@ impl Bridge {
 }
 
 /// The MIME type and file extension of an image, by its magic bytes; `None` if not an image.
-pub(super) fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+pub(crate) fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
     if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
         Some(("image/jpeg", "jpg"))
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {

@@ -20,6 +20,8 @@ pub enum Refusal {
     Encrypted,
     /// The event type has no QQ counterpart (reactions).
     Unsupported,
+    /// The sender is blocked by `bridge.permissions`.
+    Blocked,
 }
 
 /// Remembers when each (portal, user, reason) was last told.

@@ -40,7 +40,7 @@ pub enum RelayError {
     #[error("relay mode works in QQ group portals only")]
     NotAGroup,
     /// No enabled account has this id.
-    #[error("there is no QQ account {0:?} in the bridge's config")]
+    #[error("there is no QQ account {0:?} in this bridge")]
     UnknownAccount(String),
     /// The store failed.
     #[error("store: {0}")]
@@ -79,10 +79,8 @@ impl Bridge {
         set_by: &UserId,
     ) -> Result<RelayAccount, RelayError> {
         let portal = self.group_portal(room)?;
-        let qq = *self
-            .settings
-            .numbers
-            .get(account)
+        let qq = self
+            .account_number(account)
             .ok_or_else(|| RelayError::UnknownAccount(account.to_owned()))?;
         let (key, id, by) = (portal.portal_key.clone(), account.to_owned(), set_by.to_string());
         self.store.call(move |c| c.set_relay(&key, &id, qq.get(), &by)).await?;
@@ -105,6 +103,21 @@ impl Bridge {
         let key = portal.portal_key;
         let row = self.store.call(move |c| c.relay_of(&key)).await?;
         Ok(row.map(|row| RelayAccount { account: row.account_id, qq: QqNumber::new(row.qq) }))
+    }
+
+    /// The permanent QQ number of `account`: the config's, or the one in the id of an account
+    /// logged in from Matrix.
+    pub fn account_number(&self, account: &str) -> Option<QqNumber> {
+        self.settings
+            .numbers
+            .get(account)
+            .copied()
+            .or_else(|| crate::bridge::commands::bot_account_qq(account).map(QqNumber::new))
+    }
+
+    /// Whether relay mode is on (`relay.enabled`).
+    pub fn relay_enabled(&self) -> bool {
+        self.settings.relay.enabled
     }
 
     /// Replaces the relay permission hook (default: everyone). Only consulted when

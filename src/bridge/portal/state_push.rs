@@ -108,7 +108,7 @@ impl Bridge {
         state: AccountState,
         reason: Option<&str>,
     ) {
-        let qq = self.settings.numbers.get(account).map_or(0, |qq| qq.get());
+        let qq = self.account_number(account).map_or(0, |qq| qq.get());
         let observed = bridge_state(account, qq, state, reason, unix_now());
         let outputs = self
             .states

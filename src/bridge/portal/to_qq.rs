@@ -78,12 +78,31 @@ impl Bridge {
             tracing::debug!(event = %head.event_id, "double-puppeted event dropped");
             return Ok(false);
         }
+        let commands = self.commands();
         let Some(portal) = self.store.portal_by_room(&head.room_id)? else {
+            if let Some(commands) = commands {
+                // Outside the portals: the bot's invites, management rooms and DMs.
+                commands.event(self, raw, false).await;
+                return Ok(false);
+            }
             tracing::debug!(room = %head.room_id, event_type = %head.event_type, "event outside the portals ignored");
             return Ok(false);
         };
-        let owner = portal.account_id.as_ref().and_then(|a| self.settings.owners.get(a));
-        let from_owner = owner == Some(&head.sender);
+        if let Some(commands) = &commands
+            && commands.is_command(raw)
+        {
+            commands.event(self, raw, true).await;
+            return Ok(false);
+        }
+        let owner = portal.account_id.as_ref().and_then(|a| self.owner_of(a));
+        let from_owner = owner.as_ref() == Some(&head.sender);
+        // An owner named `block` in bridge.permissions loses the account; everyone else who is
+        // not the owner is refused below anyway.
+        if from_owner && commands.is_some_and(|c| c.is_blocked(self, &head.sender)) {
+            let text = "you are not allowed to use this bridge; this message was not sent.";
+            self.refuse(&portal, &head, Refusal::Blocked, SendStatus::no_permission(text));
+            return Ok(false);
+        }
         match head.event_type.as_str() {
             "m.room.encryption" if head.state_key.is_some() => {
                 self.portal_encrypted(&portal, &head.room_id).await?;
@@ -298,7 +317,7 @@ impl Bridge {
         else {
             return Ok(());
         };
-        let Some(owner) = self.settings.owners.get(&account) else { return Ok(()) };
+        let Some(owner) = self.owner_of(&account) else { return Ok(()) };
         let typing = raw
             .pointer("/content/user_ids")
             .and_then(serde_json::Value::as_array)

@@ -1,0 +1,146 @@
+//! [`ManagementOut`]: the one way the bot talks in a room — notices, images, redactions, joins
+//! and leaves — so that encrypted rooms can be routed to another client; implemented for the
+//! appservice's [`MatrixClient`] (as the bot, unencrypted).
+
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use ruma::events::room::ImageInfo;
+use ruma::events::room::message::{ImageMessageEventContent, RoomMessageEventContent};
+use ruma::{OwnedEventId, RoomId, TransactionId, UInt};
+
+use crate::matrix::client::MatrixClient;
+
+/// How the bot's answers leave. Errors are words for a log line.
+pub trait ManagementOut: Send + Sync {
+    /// Sends a plain-text notice; answers its event id.
+    fn send_notice<'a>(
+        &'a self,
+        room: &'a RoomId,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<OwnedEventId, String>>;
+
+    /// Uploads an image of type `mimetype` and sends it as an `m.image` with mimetype, size
+    /// and (for a PNG) dimensions.
+    fn send_image<'a>(
+        &'a self,
+        room: &'a RoomId,
+        name: &'a str,
+        mimetype: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<OwnedEventId, String>>;
+
+    /// Redacts `event` with `reason`.
+    fn redact<'a>(
+        &'a self,
+        room: &'a RoomId,
+        event: OwnedEventId,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Joins `room`.
+    fn join<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Leaves (or rejects the invite to) `room`, saying why.
+    fn leave<'a>(&'a self, room: &'a RoomId, reason: &'a str) -> BoxFuture<'a, Result<(), String>>;
+}
+
+impl ManagementOut for MatrixClient {
+    fn send_notice<'a>(
+        &'a self,
+        room: &'a RoomId,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<OwnedEventId, String>> {
+        async move {
+            let content = RoomMessageEventContent::notice_plain(text);
+            let txn = TransactionId::new();
+            self.send_message(room, None, &txn, &content, None).await.map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+
+    fn send_image<'a>(
+        &'a self,
+        room: &'a RoomId,
+        name: &'a str,
+        mimetype: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<OwnedEventId, String>> {
+        async move {
+            let mut info = ImageInfo::new();
+            info.mimetype = Some(mimetype.to_owned());
+            info.size = UInt::new(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+            if let Some((w, h)) = png_size(&bytes) {
+                info.width = Some(UInt::from(w));
+                info.height = Some(UInt::from(h));
+            }
+            let mxc = self
+                .upload(None, bytes, mimetype, Some(name.to_owned()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let image = ImageMessageEventContent::plain(name.to_owned(), mxc).info(Box::new(info));
+            let content = RoomMessageEventContent::new(
+                ruma::events::room::message::MessageType::Image(image),
+            );
+            let txn = TransactionId::new();
+            self.send_message(room, None, &txn, &content, None).await.map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+
+    fn redact<'a>(
+        &'a self,
+        room: &'a RoomId,
+        event: OwnedEventId,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        async move {
+            let txn = TransactionId::new();
+            MatrixClient::redact(self, room, event, None, &txn, Some(reason.to_owned()))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+
+    fn join<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<(), String>> {
+        async move { MatrixClient::join(self, room, None).await.map_err(|e| e.to_string()) }.boxed()
+    }
+
+    fn leave<'a>(&'a self, room: &'a RoomId, reason: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        async move {
+            self.leave_with_reason(room, None, Some(reason.to_owned()))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+}
+
+/// The width and height of a PNG from its IHDR chunk; `None` when `bytes` is not a PNG.
+pub fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.get(12..16) != Some(b"IHDR".as_slice()) {
+        return None;
+    }
+    let word = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u32::from_be_bytes(b))
+    };
+    Some((word(16)?, word(20)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_png_size_reads_ihdr_and_refuses_other_bytes() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend_from_slice(&37u32.to_be_bytes());
+        png.extend_from_slice(&41u32.to_be_bytes());
+        assert_eq!(png_size(&png), Some((37, 41)));
+        assert_eq!(png_size(&png[..22]), None, "truncated");
+        assert_eq!(png_size(b"GIF89a"), None);
+        assert_eq!(png_size(b""), None);
+    }
+}

@@ -1,0 +1,224 @@
+//! The bridge bot against a real Synapse and the emulator: a user invites the bot to a DM and
+//! logs a QQ account in by QR code (the image posted, scanned and confirmed through the
+//! emulator), then by password with a captcha (the password redacted); logout, relogin,
+//! ownership refusals, a blocked user, and a restart that starts the login again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use qqbridge::account::manager::{GetStates, RemoveAccount};
+use qqbridge::account::state::AccountState;
+use qqbridge::config::Permission;
+use serde_json::{Value, json};
+
+use crate::bridge_common::{ME, Owner, owner_and_config, start_bridge, urlencode};
+use crate::harness::{TestEmulator, test_store};
+use crate::synapse::{call, lease, register_user};
+
+/// The emulator's captcha account (password `123456`), friend of [`ME`].
+const OTHER: u64 = 10002;
+
+/// A new Matrix user.
+async fn user(name: &str) -> Owner {
+    let (user_id, token) = register_user(&format!("{name}{}", rand::random::<u32>())).await;
+    Owner { user_id, token, since: Default::default() }
+}
+
+/// `user` opens a DM with the bot (trusted private chat: the bot gets the power to redact).
+async fn dm_with_bot(user: &Owner, bot: &str) -> String {
+    let body = json!({"is_direct": true, "invite": [bot], "preset": "trusted_private_chat"});
+    let (status, answer) =
+        call("POST", "/_matrix/client/v3/createRoom", Some(&user.token), Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["room_id"].as_str().unwrap().to_owned()
+}
+
+/// Every event of `room` (newest 100), oldest first.
+async fn events(user: &Owner, room: &str) -> Vec<Value> {
+    let path = format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", urlencode(room));
+    let (status, body) = call("GET", &path, Some(&user.token), None).await;
+    assert_eq!(status, 200, "{body}");
+    let mut events = body["chunk"].as_array().cloned().unwrap_or_default();
+    events.reverse();
+    events
+}
+
+/// Waits until `room` has a message whose body contains `text`; answers it.
+async fn wait_text(user: &Owner, room: &str, text: &str) -> Value {
+    for _ in 0..200 {
+        if let Some(event) = events(user, room)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["body"].as_str().is_some_and(|b| b.contains(text)))
+        {
+            return event;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bodies: Vec<Value> =
+        events(user, room).await.iter().map(|e| e["content"]["body"].clone()).collect();
+    panic!("{room} never got {text:?}; it has {bodies:?}");
+}
+
+/// Waits until `room` has `n` m.image events; answers them.
+async fn wait_images(user: &Owner, room: &str, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let images: Vec<Value> = events(user, room)
+            .await
+            .into_iter()
+            .filter(|e| e["type"] == "m.room.message" && e["content"]["msgtype"] == "m.image")
+            .collect();
+        if images.len() >= n {
+            return images;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{room} never got {n} images");
+}
+
+/// Waits until the manager reports `account` in `state`.
+async fn wait_state(
+    accounts: &actix::Addr<qqbridge::account::manager::AccountManager>,
+    account: &str,
+    state: AccountState,
+) {
+    for _ in 0..300 {
+        let states = accounts.send(GetStates).await.unwrap();
+        if states.iter().any(|(id, s, _)| id == account && *s == state) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let states = accounts.send(GetStates).await.unwrap();
+    panic!("{account} never reached {state:?}: {states:?}");
+}
+
+/// Whether the redacted event `event_id` of `room` has lost its content.
+async fn is_redacted(user: &Owner, room: &str, event_id: &str) -> bool {
+    let path =
+        format!("/_matrix/client/v3/rooms/{}/event/{}", urlencode(room), urlencode(event_id));
+    let (status, event) = call("GET", &path, Some(&user.token), None).await;
+    status == 200 && event["content"].as_object().is_some_and(|c| c.is_empty())
+}
+
+#[actix::test]
+async fn test_logins_from_matrix_with_the_bot() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("QQBRIDGE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let te = TestEmulator::start().await;
+    let mut slot = lease();
+    let (owner, mut config) = owner_and_config(&slot).await;
+    let alice = user("alice").await;
+    let carol = user("carol").await;
+    let mallory = user("mallory").await;
+    config.bridge.permissions = BTreeMap::from([
+        ("localhost".to_owned(), Permission::User),
+        (mallory.user_id.clone(), Permission::Block),
+    ]);
+    let bot = config.bot_user_id();
+    let (store, guard) = test_store();
+    let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
+
+    // A blocked user's invite is rejected.
+    let blocked_dm = dm_with_bot(&mallory, &bot).await;
+    let path = format!(
+        "/_matrix/client/v3/rooms/{}/state/m.room.member/{}",
+        urlencode(&blocked_dm),
+        urlencode(&bot)
+    );
+    let mut membership = Value::Null;
+    for _ in 0..100 {
+        let (_, member) = call("GET", &path, Some(&mallory.token), None).await;
+        membership = member["membership"].clone();
+        if membership == "leave" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(membership, "leave", "the bot rejects a blocked user's invite");
+
+    // Alice invites the bot: it joins and greets; commands need no prefix there.
+    let dm = dm_with_bot(&alice, &bot).await;
+    wait_text(&alice, &dm, "send `help` for the commands").await;
+    alice.send(&dm, "help").await;
+    wait_text(&alice, &dm, "login password <qq>").await;
+    alice.send(&dm, "frobnicate").await;
+    wait_text(&alice, &dm, "Unknown command \"frobnicate\"").await;
+    // Someone else's number is refused.
+    alice.send(&dm, &format!("login password {ME}")).await;
+    wait_text(&alice, &dm, &format!("QQ {ME} is bridged for another Matrix user")).await;
+
+    // QR login: the code arrives as an m.image; scanned, then confirmed on the "phone".
+    alice.send(&dm, "login qr").await;
+    let images = wait_images(&alice, &dm, 1).await;
+    let info = &images[0]["content"]["info"];
+    assert_eq!(info["mimetype"], "image/png", "{info}");
+    assert!(info["w"].as_u64().unwrap() > 0 && info["size"].as_u64().unwrap() > 0, "{info}");
+    te.control("qr/scan", json!({"qq": OTHER})).await;
+    wait_text(&alice, &dm, "Scanned: confirm the login on your phone.").await;
+    te.control("qr/confirm", json!({"qq": OTHER})).await;
+    wait_text(&alice, &dm, &format!("({OTHER}).")).await;
+    let account = format!("mx-{OTHER}");
+    wait_state(&side.accounts, &account, AccountState::Connected).await;
+    alice.send(&dm, "status").await;
+    wait_text(&alice, &dm, &format!("QQ {OTHER} [{account}]: CONNECTED")).await;
+
+    // A QQ message to the new account lands in a portal of Alice's.
+    te.post_message(OTHER, "friend", ME, "hello qr login", json!({})).await;
+    alice.wait_for("hello qr login").await;
+
+    // Logout: the account stops; its stored login is gone.
+    alice.send(&dm, "logout").await;
+    wait_text(&alice, &dm, "Logged out:").await;
+    let states = side.accounts.send(GetStates).await.unwrap();
+    assert!(!states.iter().any(|(id, _, _)| *id == account), "{states:?}");
+
+    // Password login from Carol's DM, with a captcha; the password is redacted at once.
+    let carol_dm = dm_with_bot(&carol, &bot).await;
+    wait_text(&carol, &carol_dm, "send `help`").await;
+    carol.send(&carol_dm, &format!("login password {OTHER}")).await;
+    wait_text(&carol, &carol_dm, "as your next message here").await;
+    let secret = carol.send(&carol_dm, "123456").await;
+    wait_text(&carol, &carol_dm, "QQ asks for a captcha").await;
+    assert!(is_redacted(&carol, &carol_dm, &secret).await, "the password message is redacted");
+    let captcha = wait_images(&carol, &carol_dm, 1).await;
+    assert_eq!(captcha[0]["content"]["info"]["mimetype"], "image/jpeg");
+    let state = te.control_get("state").await;
+    let text = state["captchas"][OTHER.to_string()].as_str().unwrap().to_owned();
+    carol.send(&carol_dm, &text).await;
+    wait_text(&carol, &carol_dm, &format!("({OTHER}).")).await;
+    wait_state(&side.accounts, &account, AccountState::Connected).await;
+    // Alice cannot take Carol's number now.
+    alice.send(&dm, &format!("login password {OTHER}")).await;
+    wait_text(&alice, &dm, &format!("QQ {OTHER} is bridged for another Matrix user")).await;
+
+    // `login password` outside the DM is refused and the message redacted.
+    te.post_message(ME, "friend", 10003, "open a portal", json!({})).await;
+    let portal = owner.wait_for("open a portal").await.0;
+    let leak = owner.send(&portal, &format!("!qq login password {ME}")).await;
+    owner.wait_for_match("refusal", |b| b.contains("Run this command in your direct chat")).await;
+    for _ in 0..50 {
+        if is_redacted(&owner, &portal, &leak).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(is_redacted(&owner, &portal, &leak).await, "a password in a portal is redacted");
+
+    // Relogin: the account starts again from its session.
+    carol.send(&carol_dm, "relogin").await;
+    wait_text(&carol, &carol_dm, "Logging mx-10002 in again").await;
+    wait_state(&side.accounts, &account, AccountState::Connected).await;
+
+    // A restart starts the login from Matrix again, from its stored session.
+    for id in ["me", account.as_str()] {
+        side.accounts.send(RemoveAccount { id: id.to_owned() }).await.unwrap();
+    }
+    side.stop().await;
+    let listener = std::net::TcpListener::bind(slot.listen_addr).unwrap();
+    let side = start_bridge(&te, &config, guard.reopen(), listener).await;
+    wait_state(&side.accounts, &account, AccountState::Connected).await;
+    side.stop().await;
+}
