@@ -18,20 +18,43 @@ use crate::webqq::session::unix_now;
 use super::{Bridge, BridgeError, QqOutcome, TYPING_TIMEOUT, image_type};
 
 impl Bridge {
-    /// Bridges one QQ message of `account` to its portal.
+    /// Bridges one QQ message of `account` to its portal, writing its message-map rows.
     pub async fn qq_message(
         &self,
         account: &str,
         msg: &QqMessage,
     ) -> Result<QqOutcome, BridgeError> {
+        let (outcome, rows) = self.qq_message_unsettled(account, msg, false).await?;
+        for row in &rows {
+            self.store.insert_message(row)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Bridges one QQ message of `account` to its portal and returns its message-map rows for
+    /// the caller to write (the bridge actor writes them behind, in batches). From the return
+    /// on, this process counts the message as bridged: a redelivery is a duplicate even before
+    /// the rows are stored. `unmapped`: the caller found the message absent from the store's
+    /// map (in the batch's intake read), so that read is not repeated here. If a later part of
+    /// a message fails, the rows of the parts already sent are written before the error
+    /// returns; a retry sends them again under the same transaction ids (the homeserver
+    /// answers with the first events).
+    pub async fn qq_message_unsettled(
+        &self,
+        account: &str,
+        msg: &QqMessage,
+        unmapped: bool,
+    ) -> Result<(QqOutcome, Vec<MessageRow>), BridgeError> {
         let owner = self.owner(account)?;
         let key = ids::portal_key(account, &msg.chat);
-        if self.store.message_by_remote(&key, &msg.key)?.is_some() {
-            return Ok(QqOutcome::Duplicate);
+        if self.caches.bridged(&key, &msg.key)
+            || (!unmapped && self.store.is_message_mapped(&key, &msg.key)?)
+        {
+            return Ok((QqOutcome::Duplicate, Vec::new()));
         }
         let parts = qq_to_matrix(&msg.content, &ToMatrixOptions::default());
         if msg.from_self && self.take_echo(&key, &normalize_for_echo(&msg.content)) {
-            return Ok(QqOutcome::Duplicate);
+            return Ok((QqOutcome::Duplicate, Vec::new()));
         }
         let room =
             self.portal_room(account, &owner, &key, &msg.chat, msg.chat_name.as_deref()).await?;
@@ -42,6 +65,8 @@ impl Bridge {
             None => None,
         };
         let ts = MilliSecondsSinceUnixEpoch(UInt::new_saturating(msg.time.saturating_mul(1000)));
+        let sender_column = msg.sender.map(|qq| qq.to_string()).unwrap_or_default();
+        let mut rows = Vec::with_capacity(parts.len());
         for (index, part) in parts.iter().enumerate() {
             let content = match part {
                 MatrixPart::Image { qq_ref } => {
@@ -52,24 +77,32 @@ impl Bridge {
                 }
             };
             let txn = ids::txn_id(&key, &msg.key, index);
-            let event_id = self
-                .matrix
-                .send_message(&room, sender.as_deref(), &txn, &content, Some(ts))
-                .await?;
+            let sent =
+                self.matrix.send_message(&room, sender.as_deref(), &txn, &content, Some(ts)).await;
+            let event_id = match sent {
+                Ok(event_id) => event_id,
+                Err(error) => {
+                    for row in &rows {
+                        self.store.insert_message(row)?;
+                    }
+                    return Err(error.into());
+                }
+            };
             let remote_key =
                 if index == 0 { msg.key.clone() } else { format!("{}#{index}", msg.key) };
-            self.store.insert_message(&MessageRow {
+            rows.push(MessageRow {
                 portal_key: key.clone(),
                 remote_key,
                 room_id: room.clone(),
                 event_id,
                 direction: Direction::QqToMatrix,
-                sender: msg.sender.map(|qq| qq.to_string()).unwrap_or_default(),
+                sender: sender_column.clone(),
                 created_at: unix_now(),
-            })?;
+            });
         }
+        self.caches.set_bridged(&key, &msg.key);
         self.join_pending(&room).await;
-        Ok(QqOutcome::Bridged)
+        Ok((QqOutcome::Bridged, rows))
     }
 
     /// A QQ picture as an `m.image` (fetched through the account, uploaded as the ghost), or a
