@@ -118,7 +118,7 @@ impl Actor for BridgeActor {
 impl Handler<QqEventsReceived> for BridgeActor {
     type Result = ();
 
-    fn handle(&mut self, msg: QqEventsReceived, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
         tracing::debug!(account = %msg.account, events = msg.events.len(), resolved = msg.resolved.len(), "QQ batch");
         let account: Arc<str> = Arc::from(msg.account.as_str());
         let mut rows = Vec::new();
@@ -151,27 +151,6 @@ impl Handler<QqEventsReceived> for BridgeActor {
             };
             queued.push((lane, seq, event));
         }
-        let checked = self.intake(&account, rows, &queued);
-        let persisted = checked.is_some();
-        let mut unmapped = checked.unwrap_or_default().into_iter();
-        for (lane, seq, event) in queued {
-            let unmapped = matches!(event, QqEvent::Message(_)) && unmapped.next().unwrap_or(false);
-            self.dispatch(account.clone(), &lane, seq.filter(|_| persisted), event, unmapped);
-        }
-    }
-}
-
-impl BridgeActor {
-    /// One store round trip for a poll batch: persists `rows` and reads, for each message of
-    /// `queued` in order, whether the message map lacks it (`true`: not bridged before).
-    /// `None` when the store failed: nothing persisted, and each message is checked again
-    /// when its turn comes.
-    fn intake(
-        &self,
-        account: &str,
-        rows: Vec<InboxRow>,
-        queued: &[(String, Option<u64>, QqEvent)],
-    ) -> Option<Vec<bool>> {
         let messages: Vec<(String, String)> = queued
             .iter()
             .filter_map(|(lane, _, event)| match event {
@@ -181,14 +160,43 @@ impl BridgeActor {
             })
             .collect();
         if rows.is_empty() && messages.is_empty() {
-            return Some(Vec::new());
+            self.dispatch_batch(&account, queued, Some(Vec::new()));
+            return;
         }
-        match self.store.blocking_call(move |c| c.inbox_push_checked(&rows, &messages)) {
-            Ok(mapped) => Some(mapped.into_iter().map(|m| !m).collect()),
-            Err(error) => {
-                tracing::error!(%account, %error, "QQ events not persisted; bridged from memory");
-                None
-            }
+        // One store round trip for the batch, awaited without blocking the thread (the lanes
+        // go on sending); `wait` holds the actor's next batch until this one is dispatched, so
+        // batches keep their order.
+        let store = self.store.clone();
+        let intake =
+            async move { store.call(move |c| c.inbox_push_checked(&rows, &messages)).await };
+        ctx.wait(intake.into_actor(self).map(move |result, actor, _| {
+            let unmapped = match result {
+                Ok(mapped) => Some(mapped.into_iter().map(|m| !m).collect()),
+                Err(error) => {
+                    tracing::error!(%account, %error, "QQ events not persisted; bridged from memory");
+                    None
+                }
+            };
+            actor.dispatch_batch(&account, queued, unmapped);
+        }));
+    }
+}
+
+impl BridgeActor {
+    /// Dispatches a batch after its intake: `unmapped` holds, for each message of `queued` in
+    /// order, whether the message map lacked it (`true`: not bridged before); `None` when the
+    /// store failed: nothing persisted, and each message is checked again when its turn comes.
+    fn dispatch_batch(
+        &self,
+        account: &Arc<str>,
+        queued: Vec<(String, Option<u64>, QqEvent)>,
+        unmapped: Option<Vec<bool>>,
+    ) {
+        let persisted = unmapped.is_some();
+        let mut unmapped = unmapped.unwrap_or_default().into_iter();
+        for (lane, seq, event) in queued {
+            let unmapped = matches!(event, QqEvent::Message(_)) && unmapped.next().unwrap_or(false);
+            self.dispatch(account.clone(), &lane, seq.filter(|_| persisted), event, unmapped);
         }
     }
 }

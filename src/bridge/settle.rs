@@ -1,11 +1,21 @@
 //! [`Settle`]: the bridge actor's write-behind queue for bridged QQ events — their message-map
-//! rows and inbox deletions, written in one store transaction per scheduler turn instead of two
-//! store round trips per message (map rows before deletions: RELIABILITY.md §1.1).
+//! rows and inbox deletions, written in one store transaction per few milliseconds instead of
+//! two store round trips per message (map rows before deletions: RELIABILITY.md §1.1).
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::store::{MessageRow, Store};
+
+/// How long the first queued item waits for others to share its transaction. Each commit
+/// writes the pages it touched once, so fewer, larger ones cost the store far less; the map
+/// rows are needed only by later Matrix replies and edits, and the inbox keeps everything safe
+/// meanwhile.
+const FLUSH_DELAY: Duration = Duration::from_millis(5);
+
+/// Queued rows and deletions that are written at once without waiting for the delay.
+const FLUSH_ITEMS: usize = 512;
 
 /// What waits for the next flush.
 #[derive(Default)]
@@ -36,9 +46,8 @@ impl Settle {
     }
 
     /// Queues the map rows of one bridged event and, when it was persisted, its inbox row
-    /// `seq` for deletion; a flush is scheduled for the end of the current scheduler turn, so
-    /// every lane finishing in that turn shares one transaction. Must be called inside a tokio
-    /// `LocalSet`.
+    /// `seq` for deletion. They are written [`FLUSH_DELAY`] after the oldest queued item, or at
+    /// once when [`FLUSH_ITEMS`] are queued. Must be called inside a tokio `LocalSet`.
     pub fn push(&self, messages: Vec<MessageRow>, seq: Option<u64>) {
         if messages.is_empty() && seq.is_none() {
             return;
@@ -46,10 +55,13 @@ impl Settle {
         let mut pending = self.pending.borrow_mut();
         pending.messages.extend(messages);
         pending.done.extend(seq);
-        if !pending.scheduled {
+        if pending.messages.len() + pending.done.len() >= FLUSH_ITEMS {
+            drop(pending);
+            tokio::task::spawn_local(self.clone().flush(Duration::ZERO));
+        } else if !pending.scheduled {
             pending.scheduled = true;
             drop(pending);
-            tokio::task::spawn_local(self.clone().flush());
+            tokio::task::spawn_local(self.clone().flush(FLUSH_DELAY));
         }
     }
 
@@ -59,13 +71,19 @@ impl Settle {
         pending.messages.len() + pending.done.len() + pending.in_flight
     }
 
-    async fn flush(self) {
-        // Deferred to after the tasks already woken in this turn (tokio's `yield_now`), so the
-        // lanes whose answers arrived together land in the same transaction.
-        tokio::task::yield_now().await;
+    /// Writes what is queued after `delay`; the delayed flush clears `scheduled`.
+    async fn flush(self, delay: Duration) {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let (messages, done) = {
             let mut pending = self.pending.borrow_mut();
-            pending.scheduled = false;
+            if !delay.is_zero() {
+                pending.scheduled = false;
+            }
+            if pending.messages.is_empty() && pending.done.is_empty() {
+                return;
+            }
             pending.in_flight += 1;
             (std::mem::take(&mut pending.messages), std::mem::take(&mut pending.done))
         };
@@ -123,7 +141,7 @@ mod tests {
                     if settle.unsettled() == 0 {
                         break;
                     }
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 assert_eq!(settle.unsettled(), 0);
             })

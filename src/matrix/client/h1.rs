@@ -11,7 +11,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-/// Bytes asked for per read.
+/// First read buffer: a homeserver's answer to a send is a few hundred bytes, and a buffer this
+/// small stays in the allocator's per-thread cache.
+const FIRST_READ: usize = 1000;
+/// Bytes asked for per read once an answer is larger.
 const READ_CHUNK: usize = 8 * 1024;
 /// Largest answer head (status line and headers) accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -222,7 +225,7 @@ impl H1 {
         if body.len() > INLINE_BODY_BYTES {
             stream.write_all(body).await.map_err(Failure::Unsent)?;
         }
-        let mut buf = Vec::with_capacity(READ_CHUNK);
+        let mut buf = Vec::with_capacity(FIRST_READ);
         let (head_len, head) = read_head(stream, &mut buf).await?;
         let framing = if *request.method() == Method::HEAD { Framing::Empty } else { head.framing };
         let (body, clean) = read_body(stream, buf, head_len, framing, max_bytes).await?;
@@ -249,9 +252,12 @@ fn invalid(what: &str) -> H1Error {
     H1Error::Io(io::Error::new(io::ErrorKind::InvalidData, format!("homeserver sent {what}")))
 }
 
-/// Appends at most [`READ_CHUNK`] bytes from `stream` to `buf`; how many (0 at the end).
+/// Appends what `stream` has (into the spare capacity, grown when little is left) to `buf`;
+/// how many bytes (0 at the end).
 async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    buf.reserve(READ_CHUNK);
+    if buf.capacity() - buf.len() < FIRST_READ / 4 {
+        buf.reserve(READ_CHUNK.max(buf.len()));
+    }
     stream.read_buf(buf).await
 }
 
