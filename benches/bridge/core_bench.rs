@@ -17,7 +17,7 @@ use qqbridge::account::poller::Backoff;
 use qqbridge::account::poller_actor::QqEventsReceived;
 use qqbridge::account::resolve::{Origin, QqEvent, QqMessage};
 use qqbridge::account::send_queue::{ChatKey, SendPolicy};
-use qqbridge::bridge::actor::BridgeActor;
+use qqbridge::bridge::actor::{Backlog, BridgeActor};
 use qqbridge::bridge::ids::GhostIds;
 use qqbridge::bridge::portal::{Bridge, BridgeSettings};
 use qqbridge::matrix::Token;
@@ -184,6 +184,17 @@ async fn wait_sends(counts: &NullCounts, target: u64, what: &str) -> anyhow::Res
     Ok(())
 }
 
+async fn wait_settled(actor: &Addr<BridgeActor>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while actor.send(Backlog).await? > 0 {
+        if Instant::now() > deadline {
+            bail!("the bridge did not settle its backlog within 600 s");
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    Ok(())
+}
+
 async fn measure(
     args: CoreArgs,
     addr: std::net::SocketAddr,
@@ -284,6 +295,9 @@ async fn measure(
         actor.do_send(QqEventsReceived { account: ACCOUNT.into(), events: vec![], resolved });
     }
     wait_sends(&counts, before + args.messages as u64, "bridge").await?;
+    // The clock stops once the bridge has settled everything (map rows written, inbox rows
+    // deleted), not at the last send: the store work behind the sends is counted in full.
+    wait_settled(&actor).await?;
     let bridge_wall = started.elapsed().as_secs_f64();
     let (cpu1, null1) = (ticks_self()?, ticks_thread(tid)?);
     let bridge_threads = per_thread(&threads0, &thread_ticks(), args.messages);
@@ -291,6 +305,10 @@ async fn measure(
     let bridged = counts.sends.load(Ordering::Relaxed) - before;
     if bridged != args.messages as u64 {
         bail!("the bridge made {bridged} sends for {} messages", args.messages);
+    }
+    let left = store.inbox()?.len();
+    if left > 0 {
+        bail!("{left} QQ events left in the inbox after the bridge settled");
     }
 
     // The reference: the same number of raw sends through the same client, one at a time (the

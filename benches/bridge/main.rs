@@ -17,7 +17,8 @@
 //!    The account's sender runs with `sender.min_interval_ms` = `--send-interval-ms` (0: no
 //!    pacing; production's default is 3000, one message per 3 s per account).
 //! 4. The bridge core in this process (the `BridgeActor` path, SQLite store, the real
-//!    `MatrixClient`) against a null homeserver, messages per second and per CPU second;
+//!    `MatrixClient`) against a null homeserver, messages per second and per CPU second, timed
+//!    until the actor has settled its backlog (map rows written, inbox rows deleted);
 //!    reference: N raw `send_message` calls through the same client.
 //!
 //! Run with `scripts/bench-bridge.sh [options]`, or `cargo bench --bench bridge -- --bench
@@ -182,8 +183,9 @@ async fn core_measure(args: &Args) -> anyhow::Result<()> {
         core_bench::CoreArgs { messages: args.core_messages, portals: args.portals, batch: 8 };
     println!(
         "\n4. bridge core vs a null homeserver: {} QQ messages over {} portals in batches of {} \
-         (BridgeActor → Bridge::qq_message → MatrixClient → in-process null homeserver, SQLite \
-         store); reference: as many raw MatrixClient::send_message calls, one at a time",
+         (BridgeActor → Bridge::qq_message_unsettled → MatrixClient → in-process null \
+         homeserver, SQLite store; timed until the map rows and inbox deletions are stored); \
+         reference: as many raw MatrixClient::send_message calls, one at a time",
         core_args.messages, core_args.portals, core_args.batch
     );
     let mut runs = Vec::new();

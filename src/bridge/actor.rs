@@ -2,6 +2,9 @@
 //! inbox and hands each event to its portal's lane ([`Lanes`]): one portal's events reach Matrix
 //! in the order QQ delivered them while other portals go on; a homeserver outage holds a lane
 //! (retrying) and a crash is recovered by replaying the inbox at start (RELIABILITY.md §1.1).
+//! Store round trips per batch, not per message: one at intake (the inbox rows and the
+//! duplicate check of every message), one behind the sends ([`Settle`]: map rows, inbox rows
+//! deleted).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +17,8 @@ use crate::account::send_queue::ChatKey;
 use crate::bridge::ids;
 use crate::bridge::lanes::Lanes;
 use crate::bridge::portal::{Bridge, BridgeError, QqOutcome};
-use crate::store::{InboxRow, Store};
+use crate::bridge::settle::Settle;
+use crate::store::{InboxRow, MessageRow, Store};
 
 /// Portal lanes running at once: bounds the requests in flight to the homeserver.
 const LANES_AT_ONCE: usize = 64;
@@ -28,6 +32,7 @@ pub struct BridgeActor {
     bridge: Arc<Bridge>,
     store: Store,
     lanes: Lanes,
+    settle: Settle,
     /// The last inbox sequence number given out.
     last_seq: u64,
 }
@@ -35,7 +40,8 @@ pub struct BridgeActor {
 impl BridgeActor {
     /// An actor bridging through `bridge`, persisting QQ events in `store`'s inbox.
     pub fn new(bridge: Arc<Bridge>, store: Store) -> Self {
-        BridgeActor { bridge, store, lanes: Lanes::new(LANES_AT_ONCE), last_seq: 0 }
+        let settle = Settle::new(store.clone());
+        BridgeActor { bridge, store, lanes: Lanes::new(LANES_AT_ONCE), settle, last_seq: 0 }
     }
 
     /// A sequence number above every one given before, also by earlier runs of the process
@@ -48,22 +54,24 @@ impl BridgeActor {
         self.last_seq
     }
 
-    /// Queues `event` on its lane; once it is bridged (or refused for good) its inbox row
-    /// `seq`, if any, is deleted.
-    fn dispatch(&self, account: Arc<str>, lane: &str, seq: Option<u64>, event: QqEvent) {
+    /// Queues `event` on its lane; once it is bridged (or refused for good) its map rows and
+    /// the deletion of its inbox row `seq`, if any, go to the write-behind queue. `unmapped`:
+    /// the message was checked absent from the store's map at intake.
+    fn dispatch(
+        &self,
+        account: Arc<str>,
+        lane: &str,
+        seq: Option<u64>,
+        event: QqEvent,
+        unmapped: bool,
+    ) {
         let bridge = self.bridge.clone();
-        let store = self.store.clone();
+        let settle = self.settle.clone();
         self.lanes.push(
             lane,
             Box::pin(async move {
-                bridge_until_done(&bridge, &account, &event).await;
-                if let Some(seq) = seq
-                    && let Err(error) = store.call(move |c| c.inbox_done(seq)).await
-                {
-                    // Harmless beyond a replay at the next start, which the message map
-                    // recognises as already bridged.
-                    tracing::warn!(%error, "bridged QQ event left in the inbox");
-                }
+                let rows = bridge_until_done(&bridge, &account, &event, unmapped).await;
+                settle.push(rows, seq);
             }),
         );
     }
@@ -95,6 +103,7 @@ impl Actor for BridgeActor {
                     &row.lane,
                     Some(row.seq),
                     event,
+                    false,
                 ),
                 Err(error) => {
                     // Written by another version of the bridge: say so, keep nothing stuck.
@@ -109,7 +118,7 @@ impl Actor for BridgeActor {
 impl Handler<QqEventsReceived> for BridgeActor {
     type Result = ();
 
-    fn handle(&mut self, msg: QqEventsReceived, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
         tracing::debug!(account = %msg.account, events = msg.events.len(), resolved = msg.resolved.len(), "QQ batch");
         let account: Arc<str> = Arc::from(msg.account.as_str());
         let mut rows = Vec::new();
@@ -142,17 +151,67 @@ impl Handler<QqEventsReceived> for BridgeActor {
             };
             queued.push((lane, seq, event));
         }
-        let persisted = rows.is_empty()
-            || match self.store.inbox_push(rows) {
-                Ok(()) => true,
+        let messages: Vec<(String, String)> = queued
+            .iter()
+            .filter_map(|(lane, _, event)| match event {
+                // A message's lane is its portal key (`lane_key`).
+                QqEvent::Message(message) => Some((lane.clone(), message.key.clone())),
+                _ => None,
+            })
+            .collect();
+        if rows.is_empty() && messages.is_empty() {
+            self.dispatch_batch(&account, queued, Some(Vec::new()));
+            return;
+        }
+        // One store round trip for the batch, awaited without blocking the thread (the lanes
+        // go on sending); `wait` holds the actor's next batch until this one is dispatched, so
+        // batches keep their order.
+        let store = self.store.clone();
+        let intake =
+            async move { store.call(move |c| c.inbox_push_checked(&rows, &messages)).await };
+        ctx.wait(intake.into_actor(self).map(move |result, actor, _| {
+            let unmapped = match result {
+                Ok(mapped) => Some(mapped.into_iter().map(|m| !m).collect()),
                 Err(error) => {
                     tracing::error!(%account, %error, "QQ events not persisted; bridged from memory");
-                    false
+                    None
                 }
             };
+            actor.dispatch_batch(&account, queued, unmapped);
+        }));
+    }
+}
+
+impl BridgeActor {
+    /// Dispatches a batch after its intake: `unmapped` holds, for each message of `queued` in
+    /// order, whether the message map lacked it (`true`: not bridged before); `None` when the
+    /// store failed: nothing persisted, and each message is checked again when its turn comes.
+    fn dispatch_batch(
+        &self,
+        account: &Arc<str>,
+        queued: Vec<(String, Option<u64>, QqEvent)>,
+        unmapped: Option<Vec<bool>>,
+    ) {
+        let persisted = unmapped.is_some();
+        let mut unmapped = unmapped.unwrap_or_default().into_iter();
         for (lane, seq, event) in queued {
-            self.dispatch(account.clone(), &lane, seq.filter(|_| persisted), event);
+            let unmapped = matches!(event, QqEvent::Message(_)) && unmapped.next().unwrap_or(false);
+            self.dispatch(account.clone(), &lane, seq.filter(|_| persisted), event, unmapped);
         }
+    }
+}
+
+/// Asks the actor how much work it has in hand: events queued or being bridged, plus map rows
+/// and inbox deletions not yet in the store. Zero once everything received is settled.
+#[derive(Message, Clone, Copy, Debug)]
+#[rtype(result = "usize")]
+pub struct Backlog;
+
+impl Handler<Backlog> for BridgeActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: Backlog, _: &mut Context<Self>) -> usize {
+        self.lanes.active() + self.lanes.pending() + self.settle.unsettled()
     }
 }
 
@@ -174,19 +233,29 @@ fn lane_key(account: &str, event: &QqEvent) -> String {
 
 /// Bridges `event`, waiting and trying again while the failure is transient (homeserver down,
 /// 5xx, rate limit after the client's own retries): the event is never dropped for an outage.
-async fn bridge_until_done(bridge: &Arc<Bridge>, account: &str, event: &QqEvent) {
+/// The message-map rows it made, to be written.
+async fn bridge_until_done(
+    bridge: &Arc<Bridge>,
+    account: &str,
+    event: &QqEvent,
+    mut unmapped: bool,
+) -> Vec<MessageRow> {
     let mut delay = RETRY_FIRST;
     loop {
-        match bridge_one(bridge, account, event).await {
-            Ok(()) => return,
+        match bridge_one(bridge, account, event, unmapped).await {
+            Ok(rows) => return rows,
             Err(error) if error.is_transient() => {
                 tracing::warn!(%account, %error, retry_in = ?delay, "QQ event waits for the homeserver");
+                // Transient errors come from Matrix calls, made after the duplicate check
+                // passed; parts sent before the failure are mapped and are sent again under
+                // their transaction ids, so the check is not repeated.
+                unmapped = true;
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RETRY_MAX);
             }
             Err(error) => {
                 tracing::error!(%account, %error, "QQ event not bridged");
-                return;
+                return Vec::new();
             }
         }
     }
@@ -196,12 +265,15 @@ async fn bridge_one(
     bridge: &Arc<Bridge>,
     account: &str,
     event: &QqEvent,
-) -> Result<(), BridgeError> {
+    unmapped: bool,
+) -> Result<Vec<MessageRow>, BridgeError> {
     match event {
         QqEvent::Message(message) => {
-            if bridge.qq_message(account, message).await? == QqOutcome::Duplicate {
+            let (outcome, rows) = bridge.qq_message_unsettled(account, message, unmapped).await?;
+            if outcome == QqOutcome::Duplicate {
                 tracing::debug!(%account, key = %message.key, "QQ message already bridged");
             }
+            return Ok(rows);
         }
         QqEvent::Unbridgeable { poll_type, reason } => {
             tracing::warn!(%account, %poll_type, %reason, "QQ event not bridged");
@@ -229,5 +301,5 @@ async fn bridge_one(
             }
         }
     }
-    Ok(())
+    Ok(Vec::new())
 }

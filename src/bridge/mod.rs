@@ -1,7 +1,8 @@
 //! The core, owning both interfaces: portals, ghosts, message flow; convert/ is pure conversion.
 //!
 //! `ids.rs` maps QQ ids to Matrix ids; `portal/` ([`portal::Bridge`]) moves messages both
-//! ways; `actor.rs` orders the QQ side; `intake.rs` plugs the bridge into the appservice server.
+//! ways; `actor.rs` orders the QQ side (`lanes.rs`, with
+//! `settle.rs` writing behind); `intake.rs` plugs the bridge into the appservice server.
 
 pub mod actor;
 pub mod commands;
@@ -10,5 +11,6 @@ pub mod ids;
 pub mod intake;
 pub mod lanes;
 pub mod portal;
+pub mod settle;
 pub mod startup;
 pub mod state;

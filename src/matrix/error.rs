@@ -22,7 +22,7 @@ pub enum Error {
     },
     /// No HTTP answer: connection refused or reset, DNS, TLS, timeout. The URL is stripped.
     #[error("homeserver unreachable: {0}")]
-    Network(#[source] reqwest::Error),
+    Network(#[source] Transport),
     /// A 2xx answer whose body ruma could not read.
     #[error("unexpected answer from the homeserver: {0}")]
     Decode(String),
@@ -44,6 +44,17 @@ pub enum Error {
     /// The homeserver answered something the spec does not allow (e.g. an invalid mxc URI).
     #[error("invalid answer from the homeserver: {0}")]
     Invalid(String),
+}
+
+/// What failed underneath an [`Error::Network`].
+#[derive(Debug, thiserror::Error)]
+pub enum Transport {
+    /// reqwest's (https homeservers, media downloads); built without its URL.
+    #[error(transparent)]
+    Http(reqwest::Error),
+    /// The plain-http keep-alive client's (`matrix::client`).
+    #[error(transparent)]
+    Io(std::io::Error),
 }
 
 impl Error {

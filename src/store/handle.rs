@@ -356,6 +356,16 @@ impl Store {
         self.blocking_call(move |c| c.insert_message(&message))
     }
 
+    /// Whether QQ message `remote_key` of `portal_key` is mapped ([`Conn::is_message_mapped`]).
+    pub fn is_message_mapped(
+        &self,
+        portal_key: &str,
+        remote_key: &str,
+    ) -> Result<bool, StoreError> {
+        let (portal, remote) = (portal_key.to_owned(), remote_key.to_owned());
+        self.blocking_call(move |c| c.is_message_mapped(&portal, &remote))
+    }
+
     /// The mapping of QQ message `remote_key` in `portal_key`; `None` when it was not bridged.
     pub fn message_by_remote(
         &self,

@@ -115,6 +115,45 @@ impl Conn {
         })
     }
 
+    /// [`Conn::inbox_push`] of a poll batch, and for each `(portal_key, remote_key)` of
+    /// `messages` whether the message map holds it already (`true`: bridged before): one round
+    /// trip per batch instead of one read per message.
+    pub fn inbox_push_checked(
+        &mut self,
+        rows: &[InboxRow],
+        messages: &[(String, String)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mapped = messages
+            .iter()
+            .map(|(portal, remote)| self.is_message_mapped(portal, remote))
+            .collect::<Result<Vec<bool>, StoreError>>()?;
+        if !rows.is_empty() {
+            self.inbox_push(rows)?;
+        }
+        Ok(mapped)
+    }
+
+    /// Records bridged QQ messages in the message map and forgets the inbox events `done`, in
+    /// one transaction. The map rows are written first and the deletions commit with them, so
+    /// an event leaves the inbox only once what it became is mapped (RELIABILITY.md §1.1): a
+    /// crash before the commit replays the events, and their idempotent transaction ids make
+    /// the homeserver answer with the first events.
+    pub fn settle_inbox(
+        &mut self,
+        messages: &[MessageRow],
+        done: &[u64],
+    ) -> Result<(), StoreError> {
+        self.transaction(|conn| {
+            for message in messages {
+                conn.insert_message(message)?;
+            }
+            for seq in done {
+                conn.inbox_done(*seq)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Forgets event `seq`, now bridged (or refused for good); `true` if it was there.
     pub fn inbox_done(&mut self, seq: u64) -> Result<bool, StoreError> {
         let n = self.exec(

@@ -327,6 +327,22 @@ impl Conn {
         row.as_ref().map(message_from).transpose()
     }
 
+    /// Whether QQ message `remote_key` of `portal_key` is in the map (a cheaper
+    /// [`Conn::message_by_remote`] for the duplicate check).
+    pub fn is_message_mapped(
+        &mut self,
+        portal_key: &str,
+        remote_key: &str,
+    ) -> Result<bool, StoreError> {
+        let row = self.one(
+            "messages",
+            "check message",
+            "SELECT 1 FROM messages WHERE portal_key = $1 AND remote_key = $2",
+            &[portal_key.into(), remote_key.into()],
+        )?;
+        Ok(row.is_some())
+    }
+
     /// The mapping of Matrix event `event_id` in `room_id`; `None` when the bridge did not see
     /// it there (replies and edits resolve only inside their own room, RELIABILITY.md §2). When
     /// one event became several QQ messages, the first (oldest, then lowest key) is returned.

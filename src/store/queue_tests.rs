@@ -62,3 +62,46 @@ fn test_outbox_is_written_with_the_claim_and_only_then() {
         assert!(!claim(1, 40), "{}", f.name);
     }
 }
+
+#[test]
+fn test_batch_intake_reads_the_map_and_settle_writes_rows_before_deleting() {
+    for f in fixtures() {
+        let inbox = |seq: u64| InboxRow {
+            seq,
+            account_id: "alice".into(),
+            lane: "friend:alice:10002".into(),
+            event_json: format!("{{\"n\":{seq}}}"),
+        };
+        let message = |key: &str, n: u32| MessageRow {
+            portal_key: "friend:alice:10002".into(),
+            remote_key: key.into(),
+            room_id: room(1),
+            event_id: event(n),
+            direction: Direction::QqToMatrix,
+            sender: "10002".into(),
+            created_at: 1,
+        };
+        let store = &f.store;
+        store.insert_message(&message("old", 1)).unwrap();
+        let keys: Vec<(String, String)> = ["old", "new", "old"]
+            .iter()
+            .map(|k| ("friend:alice:10002".to_owned(), (*k).to_owned()))
+            .collect();
+        let mapped = store
+            .blocking_call(move |c| c.inbox_push_checked(&[inbox(1), inbox(2), inbox(3)], &keys))
+            .unwrap();
+        assert_eq!(mapped, [true, false, true], "{}", f.name);
+        assert_eq!(store.inbox().unwrap().len(), 3, "{}", f.name);
+        // A settle whose row clashes with nothing commits rows and deletions together; one
+        // already mapped (a replay) is kept as it was.
+        let rows = vec![message("new", 2), message("old", 9)];
+        store.blocking_call(move |c| c.settle_inbox(&rows, &[1, 2])).unwrap();
+        let left: Vec<u64> = store.inbox().unwrap().iter().map(|r| r.seq).collect();
+        assert_eq!(left, [3], "{}", f.name);
+        let reopened = f.reopen();
+        assert!(reopened.is_message_mapped("friend:alice:10002", "new").unwrap(), "{}", f.name);
+        let old = reopened.message_by_remote("friend:alice:10002", "old").unwrap();
+        assert_eq!(old.map(|m| m.event_id), Some(event(1)), "{}", f.name);
+        assert!(!reopened.is_message_mapped("friend:alice:10002", "none").unwrap(), "{}", f.name);
+    }
+}

@@ -1,6 +1,7 @@
 //! The SQLite backend (rusqlite, bundled): opening with safe file modes and WAL; statements with
 //! `$N` placeholders bound by position. The default store (RELIABILITY.md §2 for the modes).
 
+use std::borrow::Cow;
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -121,18 +122,24 @@ impl rusqlite::ToSql for Value {
 }
 
 /// `$N` → `?N`: both are valid SQLite, but `$N` is a *named* parameter numbered by first
-/// appearance, while `?N` is numbered by `N`, which is what PostgreSQL's `$N` means.
-fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('?');
-        } else {
-            out.push(c);
-        }
+/// appearance, while `?N` is numbered by `N`, which is what PostgreSQL's `$N` means. Runs for
+/// every statement, so it works on bytes (a `$` is ASCII: the cuts are char boundaries).
+fn numbered(sql: &str) -> Cow<'_, str> {
+    let bytes = sql.as_bytes();
+    let placeholder =
+        |i: usize| bytes.get(i) == Some(&b'$') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+    if !(0..bytes.len()).any(placeholder) {
+        return Cow::Borrowed(sql);
     }
-    out
+    let mut out = String::with_capacity(sql.len());
+    let mut start = 0;
+    for i in (0..bytes.len()).filter(|i| placeholder(*i)) {
+        out.push_str(sql.get(start..i).unwrap_or_default());
+        out.push('?');
+        start = i + 1;
+    }
+    out.push_str(sql.get(start..).unwrap_or_default());
+    Cow::Owned(out)
 }
 
 fn from_sqlite(value: ValueRef<'_>) -> Value {
@@ -244,6 +251,8 @@ mod tests {
             ("WHERE a = $10 OR b <= $2", "WHERE a = ?10 OR b <= ?2"),
             ("SELECT '$' || $1", "SELECT '$' || ?1"),
             ("no params", "no params"),
+            ("SELECT 'é$' || $3 || '$'", "SELECT 'é$' || ?3 || '$'"),
+            ("$1$2", "?1?2"),
         ];
         for (sql, want) in cases {
             assert_eq!(numbered(sql), want, "{sql}");

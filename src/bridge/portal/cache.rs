@@ -81,12 +81,25 @@ pub(super) struct CachedPortal {
     pub(super) name: Option<String>,
 }
 
-/// The three maps, each behind its own short lock (never held across an await).
+/// The maps, each behind its own short lock (never held across an await).
 #[derive(Debug)]
 pub(super) struct Caches {
     portals: Mutex<Bounded<String, CachedPortal>>,
     ghosts: Mutex<Bounded<QqNumber, GhostProfile>>,
     memberships: Mutex<Bounded<(QqNumber, OwnedRoomId), ()>>,
+    /// QQ messages this process bridged, by [`bridged_key`]: a redelivery is known before
+    /// the write-behind map row is in the store.
+    bridged: Mutex<Bounded<String, ()>>,
+}
+
+/// The key of a QQ message in [`Caches`]' bridged set: portal key and QQ message key (a NUL
+/// cannot occur in either).
+fn bridged_key(portal_key: &str, remote_key: &str) -> String {
+    let mut key = String::with_capacity(portal_key.len() + remote_key.len() + 1);
+    key.push_str(portal_key);
+    key.push('\0');
+    key.push_str(remote_key);
+    key
 }
 
 impl Caches {
@@ -96,7 +109,21 @@ impl Caches {
             portals: Mutex::new(Bounded::new(capacity)),
             ghosts: Mutex::new(Bounded::new(capacity)),
             memberships: Mutex::new(Bounded::new(capacity)),
+            bridged: Mutex::new(Bounded::new(capacity)),
         }
+    }
+
+    /// Whether QQ message `remote_key` of `portal_key` was bridged by this process (`false`:
+    /// not known here, the store may know).
+    pub(super) fn bridged(&self, portal_key: &str, remote_key: &str) -> bool {
+        let key = bridged_key(portal_key, remote_key);
+        self.bridged.lock().unwrap_or_else(PoisonError::into_inner).get(&key).is_some()
+    }
+
+    /// Remembers QQ message `remote_key` of `portal_key` as bridged.
+    pub(super) fn set_bridged(&self, portal_key: &str, remote_key: &str) {
+        let key = bridged_key(portal_key, remote_key);
+        self.bridged.lock().unwrap_or_else(PoisonError::into_inner).insert(key, ());
     }
 
     /// The portal of `key`, if remembered.
@@ -184,5 +211,11 @@ mod tests {
             GhostProfile { displayname: Some("A (QQ)".into()), ..GhostProfile::default() };
         caches.set_ghost(qq, profile.clone());
         assert_eq!(caches.ghost(qq), Some(profile));
+        assert!(!caches.bridged("friend:me:1", "a:1"));
+        caches.set_bridged("friend:me:1", "a:1");
+        assert!(caches.bridged("friend:me:1", "a:1"));
+        // Portal and message keys are kept apart: no concatenation collides.
+        assert!(!caches.bridged("friend:me:1a", ":1"));
+        assert!(!caches.bridged("friend:me:2", "a:1"));
     }
 }

@@ -19,20 +19,43 @@ use super::double_puppet::send_as_owner;
 use super::{Bridge, BridgeError, QqOutcome, TYPING_TIMEOUT, image_type};
 
 impl Bridge {
-    /// Bridges one QQ message of `account` to its portal.
+    /// Bridges one QQ message of `account` to its portal, writing its message-map rows.
     pub async fn qq_message(
         &self,
         account: &str,
         msg: &QqMessage,
     ) -> Result<QqOutcome, BridgeError> {
+        let (outcome, rows) = self.qq_message_unsettled(account, msg, false).await?;
+        for row in &rows {
+            self.store.insert_message(row)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Bridges one QQ message of `account` to its portal and returns its message-map rows for
+    /// the caller to write (the bridge actor writes them behind, in batches). From the return
+    /// on, this process counts the message as bridged: a redelivery is a duplicate even before
+    /// the rows are stored. `unmapped`: the caller found the message absent from the store's
+    /// map (in the batch's intake read), so that read is not repeated here. If a later part of
+    /// a message fails, the rows of the parts already sent are written before the error
+    /// returns; a retry sends them again under the same transaction ids (the homeserver
+    /// answers with the first events).
+    pub async fn qq_message_unsettled(
+        &self,
+        account: &str,
+        msg: &QqMessage,
+        unmapped: bool,
+    ) -> Result<(QqOutcome, Vec<MessageRow>), BridgeError> {
         let owner = self.owner(account)?;
         let key = ids::portal_key(account, &msg.chat);
-        if self.store.message_by_remote(&key, &msg.key)?.is_some() {
-            return Ok(QqOutcome::Duplicate);
+        if self.caches.bridged(&key, &msg.key)
+            || (!unmapped && self.store.is_message_mapped(&key, &msg.key)?)
+        {
+            return Ok((QqOutcome::Duplicate, Vec::new()));
         }
         let parts = qq_to_matrix(&msg.content, &ToMatrixOptions::default());
         if msg.from_self && self.take_echo(&key, &normalize_for_echo(&msg.content)) {
-            return Ok(QqOutcome::Duplicate);
+            return Ok((QqOutcome::Duplicate, Vec::new()));
         }
         let room =
             self.portal_room(account, &owner, &key, &msg.chat, msg.chat_name.as_deref()).await?;
@@ -48,6 +71,7 @@ impl Bridge {
         };
         let ts = MilliSecondsSinceUnixEpoch(UInt::new_saturating(msg.time.saturating_mul(1000)));
         let source = format!("{key}/{}", msg.key);
+        let mut rows = Vec::with_capacity(parts.len());
         for (index, part) in parts.iter().enumerate() {
             let speaker =
                 (sender.is_none() && puppet.is_none()).then_some(msg.sender_name.as_str());
@@ -61,49 +85,43 @@ impl Bridge {
             if let Some(client) = puppet {
                 match send_as_owner(client, &room, &owner, &txn, &content, ts, &source).await {
                     Ok(event_id) => {
-                        self.record_part(&key, msg, index, &room, event_id)?;
+                        rows.push(part_row(&key, msg, index, &room, event_id));
                         continue;
                     }
                     Err(error) => {
                         tracing::warn!(%error, %owner, "double puppeting failed; the owner's ghost sends instead");
                         puppet = None;
                         if let Some(qq) = msg.sender {
-                            let ghost = self.ghost_in_room(account, qq, &msg.sender_name, &room);
-                            sender = Some(ghost.await?);
+                            match self.ghost_in_room(account, qq, &msg.sender_name, &room).await {
+                                Ok(ghost) => sender = Some(ghost),
+                                Err(error) => return Err(self.rows_then(&rows, error)),
+                            }
                         }
                     }
                 }
             }
-            let event_id = self
-                .matrix
-                .send_message(&room, sender.as_deref(), &txn, &content, Some(ts))
-                .await?;
-            self.record_part(&key, msg, index, &room, event_id)?;
+            let sent =
+                self.matrix.send_message(&room, sender.as_deref(), &txn, &content, Some(ts)).await;
+            match sent {
+                Ok(event_id) => rows.push(part_row(&key, msg, index, &room, event_id)),
+                Err(error) => return Err(self.rows_then(&rows, error.into())),
+            }
         }
+        self.caches.set_bridged(&key, &msg.key);
         self.join_pending(&room).await;
-        Ok(QqOutcome::Bridged)
+        Ok((QqOutcome::Bridged, rows))
     }
 
-    /// Records part `index` of `msg` as bridged to `event_id`.
-    fn record_part(
-        &self,
-        key: &str,
-        msg: &QqMessage,
-        index: usize,
-        room: &ruma::RoomId,
-        event_id: ruma::OwnedEventId,
-    ) -> Result<(), BridgeError> {
-        let remote_key = if index == 0 { msg.key.clone() } else { format!("{}#{index}", msg.key) };
-        self.store.insert_message(&MessageRow {
-            portal_key: key.to_owned(),
-            remote_key,
-            room_id: room.to_owned(),
-            event_id,
-            direction: Direction::QqToMatrix,
-            sender: msg.sender.map(|qq| qq.to_string()).unwrap_or_default(),
-            created_at: unix_now(),
-        })?;
-        Ok(())
+    /// Writes `rows` (the parts of a message already sent) and hands back `error`: a retry
+    /// then sends those parts again under the same transaction ids, and the homeserver answers
+    /// with the first events. A store failure here wins, as it must stop the batch too.
+    fn rows_then(&self, rows: &[MessageRow], error: BridgeError) -> BridgeError {
+        for row in rows {
+            if let Err(store) = self.store.insert_message(row) {
+                return store.into();
+            }
+        }
+        error
     }
 
     /// A QQ picture as an `m.image` (fetched through the account, uploaded as the ghost), or a
@@ -191,5 +209,25 @@ fn matrix_content(part: &MatrixPart, speaker: Option<&str>) -> RoomMessageEventC
             RoomMessageEventContent::text_plain(body.clone())
         }
         (MatrixPart::Image { .. }, _) => picture_notice("it was not fetched"),
+    }
+}
+
+/// The message-map row of part `index` of `msg`, bridged to `event_id`.
+fn part_row(
+    key: &str,
+    msg: &QqMessage,
+    index: usize,
+    room: &ruma::RoomId,
+    event_id: ruma::OwnedEventId,
+) -> MessageRow {
+    let remote_key = if index == 0 { msg.key.clone() } else { format!("{}#{index}", msg.key) };
+    MessageRow {
+        portal_key: key.to_owned(),
+        remote_key,
+        room_id: room.to_owned(),
+        event_id,
+        direction: Direction::QqToMatrix,
+        sender: msg.sender.map(|qq| qq.to_string()).unwrap_or_default(),
+        created_at: unix_now(),
     }
 }

@@ -262,7 +262,7 @@ impl MatrixClient {
             .json(body)
             .send()
             .await
-            .map_err(|e| Error::Network(e.without_url()))?;
+            .map_err(|e| Error::Network(crate::matrix::error::Transport::Http(e.without_url())))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

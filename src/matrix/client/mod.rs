@@ -7,8 +7,13 @@
 //! Interactive callers give up after a few attempts ([`RetryPolicy::INTERACTIVE`]); queue callers,
 //! whose messages are persisted, retry without limit ([`RetryPolicy::unlimited`]). Each HTTP
 //! attempt is counted in `qqbridge_matrix_requests_total` by a fixed endpoint label.
+//!
+//! Transport: a plain-http homeserver is spoken to by a small keep-alive HTTP/1.1 client
+//! (`h1.rs`, a fraction of reqwest's cost per request); https homeservers and media downloads
+//! (redirects, large bodies) go through reqwest.
 
 mod api;
+mod h1;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -23,6 +28,7 @@ use ruma::api::{
 use ruma::{OwnedServerName, OwnedUserId, UserId};
 use url::Url;
 
+use crate::matrix::error::Transport;
 use crate::matrix::{Error, Token};
 use crate::metrics::Metrics;
 use crate::metrics::matrix::{MatrixEndpoint, MatrixOutcome};
@@ -148,6 +154,8 @@ impl ClientSettings {
 #[derive(Clone, Debug)]
 pub struct MatrixClient {
     http: reqwest::Client,
+    /// The plain-http client, when the homeserver's URL is `http`.
+    h1: Option<std::sync::Arc<h1::H1>>,
     settings: std::sync::Arc<ClientSettings>,
     retry: RetryPolicy,
     versions: std::sync::Arc<SupportedVersions>,
@@ -179,14 +187,23 @@ impl MatrixClient {
     /// A client for `settings`, recording into `metrics`. Fails only if the TLS backend cannot
     /// be set up. No IO.
     pub fn new(settings: ClientSettings, metrics: Metrics) -> Result<MatrixClient, Error> {
+        const USER_AGENT: &str = concat!("qqbridge/", env!("CARGO_PKG_VERSION"));
+        let connect_timeout = settings.request_timeout.min(Duration::from_secs(10));
         let http = reqwest::Client::builder()
-            .user_agent(concat!("qqbridge/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(USER_AGENT)
+            .connect_timeout(connect_timeout)
             .timeout(settings.request_timeout)
             .build()
             .map_err(|e| Error::Build(e.without_url().to_string()))?;
+        let h1 = h1::H1::for_url(
+            &settings.homeserver,
+            USER_AGENT,
+            connect_timeout,
+            settings.request_timeout,
+        );
         Ok(MatrixClient {
             http,
+            h1: h1.map(std::sync::Arc::new),
             retry: settings.retry,
             settings: std::sync::Arc::new(settings),
             versions: std::sync::Arc::new(versions(CLIENT_VERSION)),
@@ -248,7 +265,7 @@ impl MatrixClient {
             attempt = attempt.saturating_add(1);
             let http_request = self.build(request.clone(), as_user, versions)?;
             let started = Instant::now();
-            let result = self.attempt(http_request, max_bytes).await;
+            let result = self.attempt(endpoint, http_request, max_bytes).await;
             self.metrics.matrix_request(endpoint, outcome(&result), started.elapsed());
             let error = match result {
                 Ok(response) => {
@@ -295,9 +312,17 @@ impl MatrixClient {
     /// One HTTP exchange: the answer on 2xx, else the error it amounts to.
     async fn attempt(
         &self,
+        endpoint: MatrixEndpoint,
         mut request: http::Request<Vec<u8>>,
         max_bytes: usize,
     ) -> Result<http::Response<Vec<u8>>, Error> {
+        if let Some(h1) = self.h1.as_ref().filter(|_| endpoint != MatrixEndpoint::Download) {
+            let answer = h1.exchange(&request, max_bytes).await.map_err(|e| match e {
+                h1::H1Error::Io(error) => Error::Network(Transport::Io(error)),
+                h1::H1Error::TooLarge => Error::TooLarge { limit: max_bytes },
+            })?;
+            return if answer.status().is_success() { Ok(answer) } else { Err(api_error(&answer)) };
+        }
         // hyper sends no `Content-Length` for an empty body, and Synapse refuses such an upload
         // (`400 Request must specify a Content-Length`): a 0-byte file from QQ is legitimate.
         if matches!(*request.method(), http::Method::POST | http::Method::PUT | http::Method::PATCH)
@@ -307,11 +332,14 @@ impl MatrixClient {
         }
         let request = reqwest::Request::try_from(request)
             .map_err(|e| Error::Build(e.without_url().to_string()))?;
-        let mut response =
-            self.http.execute(request).await.map_err(|e| Error::Network(e.without_url()))?;
+        let mut response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| Error::Network(Transport::Http(e.without_url())))?;
         let mut body = Vec::new();
         while let Some(chunk) =
-            response.chunk().await.map_err(|e| Error::Network(e.without_url()))?
+            response.chunk().await.map_err(|e| Error::Network(Transport::Http(e.without_url())))?
         {
             if body.len().saturating_add(chunk.len()) > max_bytes {
                 return Err(Error::TooLarge { limit: max_bytes });
