@@ -7,10 +7,12 @@ use serde::Deserialize;
 
 use crate::webqq::Secret;
 
+mod encryption;
 mod errors;
 mod matrix;
 mod sections;
 
+pub use encryption::EncryptionConfig;
 use errors::from_config_error;
 pub use matrix::{
     AppserviceConfig, BridgeConfig, HomeserverConfig, PortalCreation, QQ_PLACEHOLDER,
@@ -91,6 +93,8 @@ pub struct Config {
     pub appservice: AppserviceConfig,
     /// How QQ appears in Matrix, and whether the Matrix side runs at all.
     pub bridge: BridgeConfig,
+    /// The bot's own end-to-end encryption device.
+    pub encryption: EncryptionConfig,
 }
 
 impl Config {
@@ -245,7 +249,8 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.logging.filter) {
             return Err(ConfigError::invalid("logging.filter", format!("not a valid filter: {e}")));
         }
-        matrix::validate(self)
+        matrix::validate(self)?;
+        encryption::validate(self)
     }
 
     /// The accounts that are `enabled`, in file order.
