@@ -205,7 +205,7 @@ mod tests {
         assert!(!temp_path(&path).exists());
 
         // Overwriting keeps the mode, and a loosened file is narrowed again on read.
-        let mut other = device.clone();
+        let mut other = device;
         other.device_id = "OTHERDEV".into();
         write(&path, &other).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();

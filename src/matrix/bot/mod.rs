@@ -7,9 +7,11 @@
 //! restore that device. A token the homeserver no longer knows (`M_UNKNOWN_TOKEN`) gives a new
 //! login with a new crypto store (`<data_dir>/store`, sqlite, encrypted with the passphrase).
 //!
-//! Sync: one task runs `/sync` with a small filter (lazy-loaded members, 5 timeline events, no
-//! presence or ephemeral events: the bot is in every portal too), backs off 1 s doubling to 60 s
-//! after a failure and retries forever; it ends on the shutdown future or [`BotClient::stop`].
+//! Sync: the first `/sync` runs in [`BotClient::start`] (a failure fails the start); then one
+//! task runs `/sync` with a small filter (lazy-loaded members, 5 timeline events, no presence or
+//! ephemeral events: the bot is in every portal too), backs off 1 s doubling to 60 s after a
+//! failure and retries forever; it ends on the shutdown future, [`BotClient::stop`] or when every
+//! clone of the client is dropped.
 //! Messages of a store's very first sync are history and are not reported. Events the bot sent
 //! itself are never reported. Message bodies are logged at TRACE only (commands hold passwords).
 
@@ -73,7 +75,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct BotSettings {
     /// Base URL of the homeserver's Client-Server API.
     pub homeserver: Url,
-    /// The bot's user id (the registration's `sender_localpart` on our server).
+    /// The user that owns the device: a user of the appservice's exclusive namespace. Not the
+    /// registration's `sender_localpart` on Synapse, which answers that user's `/sync` with 500
+    /// (the start then fails with a hint saying so).
     pub user_id: OwnedUserId,
     /// The appservice's as_token: authenticates the appservice login that makes the device.
     pub as_token: Token,
@@ -349,7 +353,7 @@ fn filter_definition() -> FilterDefinition {
     let lazy = LazyLoadOptions::Enabled { include_redundant_members: false };
     let mut timeline = RoomEventFilter::default();
     timeline.limit = Some(UInt::from(TIMELINE_LIMIT));
-    timeline.lazy_load_options = lazy.clone();
+    timeline.lazy_load_options = lazy;
     let mut state = RoomEventFilter::default();
     state.lazy_load_options = lazy;
     let mut ephemeral = RoomEventFilter::default();
