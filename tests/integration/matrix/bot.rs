@@ -21,8 +21,8 @@ use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{WAIT, enc, unique};
-use crate::synapse::{DOMAIN, PASSWORD, SynapseSlot, call, lease, register_user, synapse};
+use super::{Bridge, WAIT, enc, unique};
+use crate::synapse::{DOMAIN, PASSWORD, SynapseSlot, call, register_user, synapse};
 
 /// A 2×1 PNG (red, blue), enough for the homeserver and clients to accept as an image.
 fn tiny_png() -> Vec<u8> {
@@ -201,12 +201,15 @@ async fn encrypted_dm(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_bot_reads_and_answers_in_an_encrypted_dm_and_keeps_its_device() {
-    let slot = lease();
-    register_bot(&slot).await;
-    let bot_user = device_user(&slot);
+    // Our appservice serves the slot, so Synapse's transactions for the device's user (it is in
+    // the namespace) are delivered and the slot is left clean for its next tenant.
+    let bridge = Bridge::start().await;
+    let slot = &bridge.slot;
+    register_bot(slot).await;
+    let bot_user = device_user(slot);
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("bot-device");
-    let (bot, mut events) = start_bot(bot_settings(&slot, &data_dir)).await;
+    let (bot, mut events) = start_bot(bot_settings(slot, &data_dir)).await;
     let device_id = bot.device_id().to_owned();
     let device_file = data_dir.join(DEVICE_FILE);
     assert_eq!(std::fs::metadata(&device_file).unwrap().permissions().mode() & 0o777, 0o600);
@@ -269,7 +272,7 @@ async fn test_bot_reads_and_answers_in_an_encrypted_dm_and_keeps_its_device() {
     bot.stop().await;
     drop(bot);
     drop(events);
-    let (bot, mut events) = start_bot(bot_settings(&slot, &data_dir)).await;
+    let (bot, mut events) = start_bot(bot_settings(slot, &data_dir)).await;
     assert_eq!(bot.device_id(), &*device_id);
     let ping2 = human.send(&room, "ping again").await;
     let message = next_message(&mut events, "ping again").await;
@@ -291,11 +294,14 @@ async fn test_bot_reads_and_answers_in_an_encrypted_dm_and_keeps_its_device() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_bot_plain_dm_and_refused_invites() {
-    let slot = lease();
-    register_bot(&slot).await;
-    let bot_user = device_user(&slot);
+    // Our appservice serves the slot, so Synapse's transactions for the device's user (it is in
+    // the namespace) are delivered and the slot is left clean for its next tenant.
+    let bridge = Bridge::start().await;
+    let slot = &bridge.slot;
+    register_bot(slot).await;
+    let bot_user = device_user(slot);
     let dir = tempfile::tempdir().unwrap();
-    let mut settings = bot_settings(&slot, dir.path());
+    let mut settings = bot_settings(slot, dir.path());
     settings.on_invite = None;
     let (bot, mut events) = start_bot(settings).await;
     let human = E2eeHuman::new("e2ee_bob").await;
@@ -335,10 +341,13 @@ async fn test_bot_plain_dm_and_refused_invites() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_bot_logs_in_again_when_its_token_is_revoked() {
-    let slot = lease();
-    register_bot(&slot).await;
+    // Our appservice serves the slot, so Synapse's transactions for the device's user (it is in
+    // the namespace) are delivered and the slot is left clean for its next tenant.
+    let bridge = Bridge::start().await;
+    let slot = &bridge.slot;
+    register_bot(slot).await;
     let dir = tempfile::tempdir().unwrap();
-    let (bot, _events) = start_bot(bot_settings(&slot, dir.path())).await;
+    let (bot, _events) = start_bot(bot_settings(slot, dir.path())).await;
     let first = bot.device_id().to_owned();
     bot.stop().await;
     drop(bot);
@@ -351,7 +360,7 @@ async fn test_bot_logs_in_again_when_its_token_is_revoked() {
         call("POST", "/_matrix/client/v3/logout", Some(token), Some(serde_json::json!({}))).await;
     assert_eq!(status, 200, "{body}");
 
-    let (bot, _events) = start_bot(bot_settings(&slot, dir.path())).await;
+    let (bot, _events) = start_bot(bot_settings(slot, dir.path())).await;
     assert_ne!(bot.device_id(), &*first, "the revoked device was reused");
     let stored: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join(DEVICE_FILE)).unwrap())
@@ -362,7 +371,7 @@ async fn test_bot_logs_in_again_when_its_token_is_revoked() {
     // The appservice's sender gets a device but no /sync from Synapse: a clear error at start.
     let sender = UserId::parse(slot.config.bot_user_id()).unwrap();
     let sender_dir = dir.path().join("sender");
-    let err = BotClient::start(settings_for(&slot, &sender_dir, sender), std::future::pending())
+    let err = BotClient::start(settings_for(slot, &sender_dir, sender), std::future::pending())
         .await
         .unwrap_err();
     assert!(
@@ -372,8 +381,7 @@ async fn test_bot_logs_in_again_when_its_token_is_revoked() {
 
     // A corrupt device file stops the start with a clear error naming it.
     std::fs::write(dir.path().join(DEVICE_FILE), "{").unwrap();
-    let err = BotClient::start(bot_settings(&slot, dir.path()), std::future::pending())
-        .await
-        .unwrap_err();
+    let err =
+        BotClient::start(bot_settings(slot, dir.path()), std::future::pending()).await.unwrap_err();
     assert!(err.to_string().contains("device.json is unreadable"), "{err}");
 }
