@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use crate::account::account_actor::Credentials;
 use crate::account::manager::{AccountManager, ManagerSettings};
 use crate::bridge::actor::BridgeActor;
-use crate::bridge::commands::{CommandSettings, Commands, Permission, Permissions};
+use crate::bridge::commands::{CommandSettings, Commands, Permission, Permissions, Provisioner};
 use crate::bridge::ids::GhostIds;
 use crate::bridge::intake::Intake;
 use crate::bridge::portal::{Bridge, BridgeSettings};
@@ -23,6 +23,7 @@ use crate::bridge::state::StatusSettings;
 use crate::config::{Config, LoginMode};
 use crate::matrix::appservice::{self, AppserviceStatus, ServerSettings};
 use crate::matrix::client::{ClientSettings, MatrixClient};
+use crate::matrix::provisioning::Provisioning;
 use crate::matrix::registration::Registration;
 use crate::matrix::{Error, Token};
 use crate::metrics::Metrics;
@@ -198,6 +199,13 @@ pub async fn start(
     let restored = commands.start(&bridge).await;
     if restored > 0 {
         tracing::info!(accounts = restored, "accounts logged in from Matrix started again");
+    }
+    if let Some(secret) = &config.provisioning.shared_secret {
+        server_settings.provisioning = Some(Provisioning {
+            shared_secret: Token::new(secret.expose().clone()),
+            requests_per_minute: config.provisioning.requests_per_minute,
+            handler: Provisioner::new(commands.clone(), bridge.clone()),
+        });
     }
     let intake = Arc::new(Intake::new(bridge.clone(), store));
     let (stop, stopped) = oneshot::channel::<()>();

@@ -7,16 +7,20 @@ use serde::Deserialize;
 
 use crate::webqq::Secret;
 
+mod encryption;
 mod errors;
 mod matrix;
+mod provisioning;
 mod relay;
 mod sections;
 
+pub use encryption::EncryptionConfig;
 use errors::from_config_error;
 pub use matrix::{
     AppserviceConfig, BridgeConfig, BridgeStatusNotices, HomeserverConfig, Permission,
     PortalCreation, QQ_PLACEHOLDER, is_valid_localpart, is_valid_server_name, is_valid_user_id,
 };
+pub use provisioning::ProvisioningConfig;
 pub use relay::{DoublePuppetConfig, RELAY_PLACEHOLDERS, RelayConfig, RelayTemplates};
 pub use sections::{
     AccountConfig, LoggingConfig, LoginMode, MetricsConfig, PollerConfig, QqConfig, RuntimeConfig,
@@ -97,6 +101,10 @@ pub struct Config {
     pub relay: RelayConfig,
     /// Writing as Matrix users' real accounts (their messages from other QQ clients).
     pub double_puppet: DoublePuppetConfig,
+    /// The bot's own end-to-end encryption device.
+    pub encryption: EncryptionConfig,
+    /// The provisioning API (off unless it has a shared secret).
+    pub provisioning: ProvisioningConfig,
 }
 
 impl Config {
@@ -252,7 +260,9 @@ impl Config {
             return Err(ConfigError::invalid("logging.filter", format!("not a valid filter: {e}")));
         }
         matrix::validate(self)?;
-        relay::validate(&self.relay, &self.double_puppet)
+        relay::validate(&self.relay, &self.double_puppet)?;
+        provisioning::validate(&self.provisioning)?;
+        encryption::validate(self)
     }
 
     /// The accounts that are `enabled`, in file order.

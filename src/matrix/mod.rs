@@ -1,7 +1,9 @@
 //! The Matrix side, knowing nothing of QQ: the appservice transaction server, the appservice
-//! client (ruma requests over reqwest, acting as the bot or a ghost) and registration files.
+//! client (ruma requests over reqwest, acting as the bot or a ghost), the bot's own
+//! encryption-capable matrix-sdk client and registration files.
 
 pub mod appservice;
+pub mod bot;
 pub mod client;
 pub mod error;
 pub mod provisioning;

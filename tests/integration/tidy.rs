@@ -117,9 +117,9 @@ const LAYER_RULES: &[LayerRule] = &[
         invariant: "only account/ (and main.rs's `qq` explorer commands) hold a WebQqClient",
     },
     LayerRule {
-        applies: Applies::OutsideOf(&["src/matrix/bot.rs"]),
+        applies: Applies::OutsideOf(&["src/matrix/bot/"]),
         forbidden: &["matrix_sdk*"],
-        invariant: "only matrix/bot.rs uses matrix-sdk",
+        invariant: "only matrix/bot/ uses matrix-sdk",
     },
     LayerRule {
         applies: Applies::OutsideOf(&["src/main.rs"]),

@@ -17,17 +17,20 @@ use crate::account::account_actor::Credentials;
 use crate::account::manager::LoginPrompt;
 use crate::bridge::portal::Bridge;
 
+mod contacts;
 pub mod login;
 pub mod out;
 pub mod parse;
 pub mod permission;
 mod prompts;
+mod provision;
 mod relay;
 mod run;
 
 pub use login::bot_account_qq;
 pub use out::{ManagementOut, png_size};
 pub use permission::{Permission, Permissions};
+pub use provision::Provisioner;
 
 /// What the bot needs to know.
 #[derive(Clone, Debug)]
@@ -50,6 +53,8 @@ pub struct Commands {
     nicks: Mutex<BTreeMap<String, String>>,
     /// The number of the next QR login's temporary account.
     next_qr: AtomicU64,
+    /// Logins started through the provisioning API (`provision.rs`).
+    prov: Mutex<provision::ProvLogins>,
 }
 
 impl Commands {
@@ -62,6 +67,7 @@ impl Commands {
             talk: Mutex::new(login::Conversations::new()),
             nicks: Mutex::new(BTreeMap::new()),
             next_qr: AtomicU64::new(1),
+            prov: Mutex::new(provision::ProvLogins::default()),
         }
     }
 

@@ -25,6 +25,7 @@ pub(super) async fn watch(
     mut prompts: UnboundedReceiver<LoginPrompt>,
 ) {
     while let Some(prompt) = prompts.recv().await {
+        commands.prov.lock().unwrap_or_else(PoisonError::into_inner).observe(&prompt);
         match prompt {
             LoginPrompt::Qr { account, png } => commands.qr_code(&bridge, &account, png).await,
             LoginPrompt::QrScanned { account } => {

@@ -10,7 +10,7 @@ use ruma::serde::Raw;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 use crate::account::account_actor::Credentials;
-use crate::account::manager::{AddAccount, AnswerCaptcha, GetDirectory, GetStates, RemoveAccount};
+use crate::account::manager::{AddAccount, AnswerCaptcha, GetStates, RemoveAccount};
 use crate::account::state::AccountState;
 use crate::bridge::portal::Bridge;
 use crate::webqq::{QqNumber, Secret};
@@ -25,9 +25,6 @@ const GREETING: &str = "Hello, I am the QQ bridge bot. This is your management r
                         `help` for the commands (no prefix needed here).";
 /// Said to blocked users, once per command.
 const BLOCKED: &str = "You are not allowed to use this bridge (bridge.permissions).";
-/// Lines of a contact list shown at most.
-const LIST_LINES: usize = 50;
-
 /// One message addressed to the bot, read from the event.
 struct Message {
     sender: OwnedUserId,
@@ -262,7 +259,12 @@ impl Commands {
 
     /// Why `user` may not log QQ `qq` in, if they may not: another Matrix user owns it, or it
     /// runs already.
-    async fn refuse_number(&self, bridge: &Bridge, user: &UserId, qq: u64) -> Option<String> {
+    pub(super) async fn refuse_number(
+        &self,
+        bridge: &Bridge,
+        user: &UserId,
+        qq: u64,
+    ) -> Option<String> {
         match self.owner_of_qq(bridge, qq).await {
             Some((_, owner)) if owner != user => Some(format!(
                 "QQ {qq} is bridged for another Matrix user; it cannot be logged in here."
@@ -276,6 +278,19 @@ impl Commands {
 
     /// `login qr`: a temporary account shows QR codes until one is confirmed (`prompts.rs`).
     async fn start_qr(&self, bridge: &Bridge, user: &UserId, room: &RoomId) -> String {
+        match self.start_qr_account(bridge, user, room).await {
+            Ok(_) => "Starting a QR login: scan the code I post next with the QQ app. Send `cancel` to abort.".to_owned(),
+            Err(reason) => format!("The login did not start: {reason}."),
+        }
+    }
+
+    /// Starts a QR login of `user`, its codes shown in `room`; answers the temporary account.
+    pub(super) async fn start_qr_account(
+        &self,
+        bridge: &Bridge,
+        user: &UserId,
+        room: &RoomId,
+    ) -> Result<String, String> {
         let n = self.next_qr.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let account = qr_account_id(n);
         let step = Step::Qr { account: account.clone(), image: None, codes: 0 };
@@ -286,16 +301,17 @@ impl Commands {
         }
         // The number is not known before the scan: the account runs under a placeholder
         // until its session names it (`prompts.rs` moves it to `mx-<qq>`).
-        let add = AddAccount { id: account, qq: QqNumber::new(0), credentials: Credentials::Qr };
+        let add =
+            AddAccount { id: account.clone(), qq: QqNumber::new(0), credentials: Credentials::Qr };
         match bridge.accounts().send(add).await {
-            Ok(Ok(())) => "Starting a QR login: scan the code I post next with the QQ app. Send `cancel` to abort.".to_owned(),
-            Ok(Err(reason)) => format!("The login did not start: {reason}."),
-            Err(_) => "The login did not start: the account manager stopped.".to_owned(),
+            Ok(Ok(())) => Ok(account),
+            Ok(Err(reason)) => Err(reason),
+            Err(_) => Err("the account manager stopped".to_owned()),
         }
     }
 
     /// The password arrived: a fresh password login of `qq` for `user`.
-    async fn password_login(
+    pub(super) async fn password_login(
         &self,
         bridge: &Bridge,
         user: &UserId,
@@ -381,7 +397,7 @@ impl Commands {
 
     /// `logout`: the account stops, its stored session is removed; a login from Matrix is
     /// forgotten (row deleted); a config account starts again at the next restart.
-    async fn logout(&self, bridge: &Bridge, account: &str) -> String {
+    pub(super) async fn logout(&self, bridge: &Bridge, account: &str) -> String {
         bridge.accounts().send(RemoveAccount { id: account.to_owned() }).await.ok();
         let id = account.to_owned();
         let removed = bridge
@@ -463,42 +479,6 @@ impl Commands {
         text
     }
 
-    /// `list friends` / `list groups` of `account`.
-    async fn list_contacts(&self, bridge: &Bridge, account: &str, friends: bool) -> String {
-        let query = GetDirectory { account: account.to_owned() };
-        let Some(directory) = bridge.accounts().send(query).await.ok().flatten() else {
-            return format!("The contacts of {account} are not loaded (is it connected?).");
-        };
-        let mut lines: Vec<String> = if friends {
-            directory
-                .friends
-                .values()
-                .map(|f| {
-                    let number =
-                        f.qq.map(|q| q.get().to_string()).unwrap_or_else(|| "?".to_owned());
-                    format!("• {} — QQ {number}", one_line(&f.nick))
-                })
-                .collect()
-        } else {
-            directory
-                .groups
-                .values()
-                .map(|g| {
-                    let number =
-                        g.number.map(|n| n.get().to_string()).unwrap_or_else(|| "?".to_owned());
-                    format!("• {} — group {number}", one_line(&g.name))
-                })
-                .collect()
-        };
-        lines.sort();
-        let total = lines.len();
-        lines.truncate(LIST_LINES);
-        let what = if friends { "friends" } else { "groups" };
-        let more = total.saturating_sub(LIST_LINES);
-        let tail = if more > 0 { format!("\n…and {more} more") } else { String::new() };
-        format!("{total} {what} of {account}:\n{}{tail}", lines.join("\n"))
-    }
-
     /// Sends a notice; a failure is logged.
     pub(super) async fn say(&self, room: &RoomId, text: &str) {
         if let Err(error) = self.out.send_notice(room, text).await {
@@ -546,13 +526,13 @@ fn mentions_password(body: &str, prefix: &str) -> bool {
         && words.next().is_some_and(|w| w.eq_ignore_ascii_case("password"))
 }
 
-/// `text` without control characters, at most 64 characters (QQ names are remote data).
-fn one_line(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(64).collect()
-}
-
 fn excerpt(text: &str) -> String {
     one_line(text).chars().take(32).collect()
+}
+
+/// `text` without control characters, at most 64 characters (QQ names are remote data).
+pub(super) fn one_line(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 #[cfg(test)]

@@ -85,8 +85,8 @@ pub enum StepKind {
     UserInput {
         /// The fields, in order.
         fields: Vec<InputField>,
-        /// An image to show with them (a captcha), if any.
-        png: Option<Vec<u8>>,
+        /// An image to show with them (a captcha: JPEG or PNG), if any.
+        image: Option<Vec<u8>>,
     },
     /// Logged in.
     Complete {

@@ -163,9 +163,10 @@ fn admit(req: &HttpRequest) -> Result<Caller, Refusal> {
     Ok(Caller(user))
 }
 
-/// `data:image/png;base64,…` for an image shown by a web client.
-fn data_url(png: &[u8]) -> String {
-    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(png))
+/// A `data:` URL for an image shown by a web client: JPEG (WebQQ's captchas) or PNG.
+fn data_url(image: &[u8]) -> String {
+    let mime = if image.starts_with(&[0xFF, 0xD8]) { "image/jpeg" } else { "image/png" };
+    format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(image))
 }
 
 /// The bridgev2 wire shape of a login step.
@@ -182,10 +183,10 @@ pub(super) fn step_json(step: &LoginStep) -> Value {
             // client shows the image rather than drawing a code from `data`.
             ("display_and_wait", json!({"type": "qr", "data": "", "image_url": data_url(png)}))
         }
-        StepKind::UserInput { fields, png } => {
+        StepKind::UserInput { fields, image } => {
             let mut input = json!({ "fields": fields });
-            if let Some(png) = png {
-                input["image_url"] = Value::from(data_url(png));
+            if let Some(image) = image {
+                input["image_url"] = Value::from(data_url(image));
             }
             ("user_input", input)
         }

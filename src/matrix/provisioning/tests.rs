@@ -61,7 +61,7 @@ impl ProvisioningHandler for Fake {
                         id: "password".into(),
                         name: "Password".into(),
                     }],
-                    png: None,
+                    image: None,
                 },
             }),
             other => Err(ProvError::NotFound(format!("no login flow {other}"))),

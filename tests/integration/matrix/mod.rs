@@ -2,6 +2,7 @@
 //! slot's listener, our `MatrixClient` as the slot's bot and ghosts, and a human user who checks
 //! through the plain Client-Server API what a Matrix client would see.
 
+mod bot;
 mod inbound;
 mod outbound;
 
