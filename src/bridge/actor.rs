@@ -49,14 +49,21 @@ impl BridgeActor {
     }
 
     /// Queues `event` on its lane; once it is bridged (or refused for good) its inbox row
-    /// `seq`, if any, is deleted.
-    fn dispatch(&self, account: Arc<str>, lane: &str, seq: Option<u64>, event: QqEvent) {
+    /// `seq`, if any, is deleted. `replayed`: persisted by an earlier run, which may have sent it.
+    fn dispatch(
+        &self,
+        account: Arc<str>,
+        lane: &str,
+        seq: Option<u64>,
+        event: QqEvent,
+        replayed: bool,
+    ) {
         let bridge = self.bridge.clone();
         let store = self.store.clone();
         self.lanes.push(
             lane,
             Box::pin(async move {
-                bridge_until_done(&bridge, &account, &event).await;
+                bridge_until_done(&bridge, &account, &event, replayed).await;
                 if let Some(seq) = seq
                     && let Err(error) = store.call(move |c| c.inbox_done(seq)).await
                 {
@@ -95,6 +102,7 @@ impl Actor for BridgeActor {
                     &row.lane,
                     Some(row.seq),
                     event,
+                    true,
                 ),
                 Err(error) => {
                     // Written by another version of the bridge: say so, keep nothing stuck.
@@ -151,7 +159,7 @@ impl Handler<QqEventsReceived> for BridgeActor {
                 }
             };
         for (lane, seq, event) in queued {
-            self.dispatch(account.clone(), &lane, seq.filter(|_| persisted), event);
+            self.dispatch(account.clone(), &lane, seq.filter(|_| persisted), event, false);
         }
     }
 }
@@ -174,12 +182,16 @@ fn lane_key(account: &str, event: &QqEvent) -> String {
 
 /// Bridges `event`, waiting and trying again while the failure is transient (homeserver down,
 /// 5xx, rate limit after the client's own retries): the event is never dropped for an outage.
-async fn bridge_until_done(bridge: &Bridge, account: &str, event: &QqEvent) {
+/// A message is looked for in its room before it is sent again (`recheck`), as is one `replayed`
+/// from an earlier run.
+async fn bridge_until_done(bridge: &Bridge, account: &str, event: &QqEvent, replayed: bool) {
     let mut delay = RETRY_FIRST;
+    let mut recheck = replayed;
     loop {
-        match bridge_one(bridge, account, event).await {
+        match bridge_one(bridge, account, event, recheck).await {
             Ok(()) => return,
             Err(error) if error.is_transient() => {
+                recheck = true;
                 tracing::warn!(%account, %error, retry_in = ?delay, "QQ event waits for the homeserver");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RETRY_MAX);
@@ -192,10 +204,15 @@ async fn bridge_until_done(bridge: &Bridge, account: &str, event: &QqEvent) {
     }
 }
 
-async fn bridge_one(bridge: &Bridge, account: &str, event: &QqEvent) -> Result<(), BridgeError> {
+async fn bridge_one(
+    bridge: &Bridge,
+    account: &str,
+    event: &QqEvent,
+    recheck: bool,
+) -> Result<(), BridgeError> {
     match event {
         QqEvent::Message(message) => {
-            if bridge.qq_message(account, message).await? == QqOutcome::Duplicate {
+            if bridge.qq_message(account, message, recheck).await? == QqOutcome::Duplicate {
                 tracing::debug!(%account, key = %message.key, "QQ message already bridged");
             }
         }

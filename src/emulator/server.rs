@@ -229,6 +229,14 @@ async fn handle(
         let events = String::from_utf8_lossy(&reply.body);
         tracing::debug!(endpoint = endpoint.name(), %events, "poll2 answer cut by a reset");
     }
+    if endpoint.name() == "poll2"
+        && let Some(FaultKind::SlowBodyMs(ms)) = &post
+    {
+        // Taken from the queue now, received only when the slow body ends: a client that dies
+        // meanwhile never has them. Logged so a chaos run can tell them apart.
+        let events = String::from_utf8_lossy(&reply.body);
+        tracing::debug!(endpoint = endpoint.name(), ms = *ms, %events, "poll2 answer sent slowly");
+    }
     tracing::debug!(
         endpoint = endpoint.name(),
         tls = req.tls,

@@ -2,7 +2,7 @@
 //! the account and uploaded to the media repository, sent with idempotent transaction ids.
 
 use ruma::events::room::message::RoomMessageEventContent;
-use ruma::{MilliSecondsSinceUnixEpoch, UInt, UserId};
+use ruma::{MilliSecondsSinceUnixEpoch, OwnedEventId, RoomId, UInt, UserId};
 
 use crate::account::account_actor::{FetchPicture, PictureRequest};
 use crate::account::manager::FetchPictureVia;
@@ -17,12 +17,18 @@ use crate::webqq::session::unix_now;
 
 use super::{Bridge, BridgeError, QqOutcome, TYPING_TIMEOUT, image_type};
 
+/// How many of a room's latest events [`Bridge::sent_before`] looks through.
+const RECHECK_DEPTH: u32 = 50;
+
 impl Bridge {
-    /// Bridges one QQ message of `account` to its portal.
+    /// Bridges one QQ message of `account` to its portal. `recheck`: an earlier attempt may have
+    /// reached the homeserver (a retry, or a replay after a restart), so each part is first
+    /// looked for in the room ([`Bridge::sent_before`]).
     pub async fn qq_message(
         &self,
         account: &str,
         msg: &QqMessage,
+        recheck: bool,
     ) -> Result<QqOutcome, BridgeError> {
         let owner = self.owner(account)?;
         let key = ids::portal_key(account, &msg.chat);
@@ -52,10 +58,21 @@ impl Bridge {
                 }
             };
             let txn = ids::txn_id(&key, &msg.key, index);
-            let event_id = self
-                .matrix
-                .send_message(&room, sender.as_deref(), &txn, &content, Some(ts))
-                .await?;
+            let earlier = match recheck {
+                true => self.sent_before(&room, sender.as_deref(), ts, &content).await?,
+                false => None,
+            };
+            let event_id = match earlier {
+                Some(event_id) => {
+                    tracing::info!(%room, %event_id, "QQ message found in the room from an earlier attempt; not sent again");
+                    event_id
+                }
+                None => {
+                    self.matrix
+                        .send_message(&room, sender.as_deref(), &txn, &content, Some(ts))
+                        .await?
+                }
+            };
             let remote_key =
                 if index == 0 { msg.key.clone() } else { format!("{}#{index}", msg.key) };
             self.store.insert_message(&MessageRow {
@@ -70,6 +87,37 @@ impl Bridge {
         }
         self.join_pending(&room).await;
         Ok(QqOutcome::Bridged)
+    }
+
+    /// The event an earlier attempt already put in `room` for `content`, if any. The txnId makes
+    /// a retry idempotent only while the homeserver remembers it, and Synapse keeps transaction
+    /// ids of appservice users in memory: an attempt whose answer was lost (the homeserver went
+    /// down) and a retry after its restart would post the message twice (RELIABILITY.md §1.2
+    /// step 4; seen in the chaos run). Matched among the latest [`RECHECK_DEPTH`] events on the
+    /// sender, the `origin_server_ts` we set (the QQ time) and the body, skipping events the
+    /// message map already gives to another QQ message.
+    async fn sent_before(
+        &self,
+        room: &RoomId,
+        sender: Option<&UserId>,
+        ts: MilliSecondsSinceUnixEpoch,
+        content: &RoomMessageEventContent,
+    ) -> Result<Option<OwnedEventId>, BridgeError> {
+        let sender = sender.unwrap_or(&self.settings.bot);
+        let events = self.matrix.recent_events(room, Some(sender), RECHECK_DEPTH).await?;
+        let body = serde_json::to_value(content).ok().and_then(|c| c.get("body").cloned());
+        for event in events {
+            let Ok(event) = event.deserialize_as::<serde_json::Value>() else { continue };
+            if !is_same_message(&event, sender, ts, body.as_ref()) {
+                continue;
+            }
+            let Some(id) = event.get("event_id").and_then(|i| i.as_str()) else { continue };
+            let Ok(event_id) = OwnedEventId::try_from(id) else { continue };
+            if self.store.message_by_event(room, &event_id)?.is_none() {
+                return Ok(Some(event_id));
+            }
+        }
+        Ok(None)
     }
 
     /// A QQ picture as an `m.image` (fetched through the account, uploaded as the ghost), or a
@@ -137,6 +185,21 @@ impl Bridge {
 }
 
 /// The notice that stands in for a QQ picture that could not be bridged.
+/// Whether `event` (a room event as JSON) is a message by `sender` at `ts` with `body`.
+fn is_same_message(
+    event: &serde_json::Value,
+    sender: &UserId,
+    ts: MilliSecondsSinceUnixEpoch,
+    body: Option<&serde_json::Value>,
+) -> bool {
+    event.get("type").and_then(|t| t.as_str()) == Some("m.room.message")
+        && event.get("sender").and_then(|s| s.as_str()) == Some(sender.as_str())
+        && event.get("origin_server_ts").and_then(serde_json::Value::as_u64)
+            == Some(u64::from(ts.0))
+        && body.is_some()
+        && event.pointer("/content/body") == body
+}
+
 fn picture_notice(reason: &str) -> RoomMessageEventContent {
     RoomMessageEventContent::notice_plain(format!(
         "[a picture from QQ could not be bridged: {reason}]"
@@ -157,5 +220,38 @@ fn matrix_content(part: &MatrixPart, speaker: Option<&str>) -> RoomMessageEventC
             RoomMessageEventContent::text_plain(body.clone())
         }
         (MatrixPart::Image { .. }, _) => picture_notice("it was not fetched"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn test_is_same_message_finds_the_earlier_attempt_only() {
+        let ghost = UserId::parse("@qq_30001:localhost").unwrap();
+        let ts = MilliSecondsSinceUnixEpoch(UInt::new_saturating(1_700_000_000_000));
+        let body = json!("chaos q9-4");
+        let sent = json!({"type": "m.room.message", "sender": "@qq_30001:localhost",
+            "origin_server_ts": 1_700_000_000_000_u64, "event_id": "$a",
+            "content": {"msgtype": "m.text", "body": "chaos q9-4"}});
+        // (change to the event the earlier attempt left, still the same message)
+        let cases = [
+            (json!({}), true),
+            (json!({"sender": "@qq_30002:localhost"}), false),
+            (json!({"origin_server_ts": 1_700_000_001_000_u64}), false),
+            (json!({"content": {"msgtype": "m.text", "body": "chaos q9-5"}}), false),
+            (json!({"type": "m.reaction"}), false),
+            (json!({"content": {}}), false),
+        ];
+        for (change, want) in cases {
+            let mut event = sent.clone();
+            for (key, value) in change.as_object().unwrap() {
+                event[key] = value.clone();
+            }
+            assert_eq!(is_same_message(&event, &ghost, ts, Some(&body)), want, "{event}");
+        }
+        assert!(!is_same_message(&sent, &ghost, ts, None), "a part without a body never matches");
     }
 }
