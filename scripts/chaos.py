@@ -196,7 +196,11 @@ class Processes:
 
     def start_emulator(self):
         a = self.args
-        env = dict(os.environ, NO_COLOR="1", RUST_LOG="info,qqbridge::emulator::server=debug,qqbridge::emulator::session=debug")
+        # The count reads these modules' debug lines (faults, QQ-side drops, queued and taken
+        # events).
+        debug = ["server", "session", "deliver", "routes::poll2", "routes::login2"]
+        env = dict(os.environ, NO_COLOR="1", RUST_LOG="info," + ",".join(
+            f"qqbridge::emulator::{module}=debug" for module in debug))
         out = open(os.path.join(a.dir, "emulator.log"), "ab")
         self.emulator = subprocess.Popen(
             [

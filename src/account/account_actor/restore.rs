@@ -9,6 +9,8 @@ use tokio::sync::Semaphore;
 
 use crate::account::login_actor::LoginError;
 use crate::webqq::Error;
+use crate::webqq::api::Endpoint as _;
+use crate::webqq::api::login2::Login2;
 use crate::webqq::client::WebQqClient;
 use crate::webqq::directory::Directory;
 
@@ -21,9 +23,17 @@ const RESTORE_RETRY_FIRST: Duration = Duration::from_millis(500);
 /// the same stored session, and after how long. Only a transient failure is (network, 5xx:
 /// protocol §6): a full login instead opens a new session, and whatever QQ queued in the old one
 /// while the bridge was down (a crash, a restart) is never polled (RELIABILITY.md §1.7).
+/// Not when login2 itself lost its answer (network, cut body): QQ may have relinked already,
+/// replacing the stored psessionid, and a second relink with it would open a new session as
+/// surely as a full login does (protocol §1.4; the chaos run saw such accounts stop receiving).
 pub(super) fn restore_again(error: &LoginError, attempt: u32) -> Option<Duration> {
     let transient = matches!(error, LoginError::Webqq(e) if e.is_transient());
-    (transient && attempt < RESTORE_ATTEMPTS)
+    let maybe_relinked = matches!(
+        error,
+        LoginError::Webqq(Error::Network { endpoint, .. } | Error::Decode { endpoint, .. })
+            if *endpoint == Login2::NAME
+    );
+    (transient && !maybe_relinked && attempt < RESTORE_ATTEMPTS)
         .then(|| RESTORE_RETRY_FIRST.saturating_mul(1 << (attempt.saturating_sub(1)).min(16)))
 }
 
@@ -90,6 +100,20 @@ mod tests {
             (status(500), 2, Some(ms(1000))),
             (status(502), 4, Some(ms(4000))),
             (status(502), 5, None),
+            // login2's answer was lost: QQ may have relinked already; a full login at once.
+            (
+                LoginError::Webqq(Error::Decode { endpoint: "login2", reason: "cut".into() }),
+                1,
+                None,
+            ),
+            (
+                LoginError::Webqq(Error::Decode {
+                    endpoint: "get_online_buddies2",
+                    reason: "cut".into(),
+                }),
+                1,
+                Some(ms(500)),
+            ),
             // The session is gone for good: a full login at once.
             (retcode(103), 1, None),
             (status(403), 1, None),
