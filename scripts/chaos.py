@@ -16,12 +16,17 @@ ways, the chaos, and the count.
                  with a probability (502, 500, reset mid-body, slow body), for the whole run.
 
 Then the chaos stops, the run waits for quiescence (bounded) and counts per direction and per
-chat: lost, duplicated, out of order. Exit status 1 when a goal is missed: lost or duplicated
+chat: lost, duplicated, out of order. Not expected, and listed apart: QQ -> Matrix messages QQ
+itself dropped (no live session, a poll2 answer cut by a reset or, while sent slowly, by a
+SIGKILL, a session replaced after a cut relink answer: WebQQ has no re-delivery), and Matrix -> QQ messages QQ did not confirm (an HTTP
+5xx on the send), which the bridge does not resend but reports to the owner with a "Maybe not
+delivered to QQ" notice (RELIABILITY.md §1.5, G7); without that notice they count as lost. Exit status 1 when a goal is missed: lost or duplicated
 toward Matrix, lost toward QQ, out of order either way (duplicates toward QQ only with
 --fail-on-qq-duplicates). Standard library only.
 """
 
 import argparse
+import datetime
 import json
 import os
 import random
@@ -39,6 +44,9 @@ SERVER_NAME = "localhost"
 QQ_BODY = re.compile(r"chaos q(\d+)-(\d+)")
 MX_BODY = re.compile(r"chaos m(\d+)-(\d+)")
 SEED_BODY = re.compile(r"chaos seed c(\d+)\b")
+# The bridge's notice for a send QQ did not confirm (an HTTP 5xx, a 1202, a cut answer): not
+# resent, as it may have arrived (RELIABILITY.md §1.5, G7); src/bridge/portal/status.rs.
+UNCERTAIN_NOTICE = "Maybe not delivered to QQ"
 
 
 def log(message):
@@ -144,7 +152,7 @@ store:
 metrics:
   listen: "127.0.0.1:{args.metrics_port}"
 logging:
-  filter: "info"
+  filter: "{args.log_filter}"
 homeserver:
   address: "http://127.0.0.1:{args.hs_port}"
   domain: {SERVER_NAME}
@@ -188,7 +196,11 @@ class Processes:
 
     def start_emulator(self):
         a = self.args
-        env = dict(os.environ, NO_COLOR="1", RUST_LOG="info,qqbridge::emulator::server=debug,qqbridge::emulator::session=debug")
+        # The count reads these modules' debug lines (faults, QQ-side drops, queued and taken
+        # events).
+        debug = ["server", "session", "deliver", "routes::poll2", "routes::login2"]
+        env = dict(os.environ, NO_COLOR="1", RUST_LOG="info," + ",".join(
+            f"qqbridge::emulator::{module}=debug" for module in debug))
         out = open(os.path.join(a.dir, "emulator.log"), "ab")
         self.emulator = subprocess.Popen(
             [
@@ -341,7 +353,8 @@ class Owner:
 
     def send(self, room, txn, body, stop):
         """Sends until the homeserver answers 200 (the same txnId each time, as a client
-        does). Answers True when sent; False when `stop` was set first or a hard error."""
+        does). Answers the event id (or True) when sent; False when `stop` was set first or a
+        hard error."""
         path = f"rooms/{quote(room)}/send/m.room.message/{quote(txn)}"
         while not stop.is_set():
             try:
@@ -352,7 +365,7 @@ class Owner:
             except OSError:
                 status, answer = None, None
             if status == 200:
-                return True
+                return (answer or {}).get("event_id") or True
             if status is not None and 400 <= status < 500 and status != 429:
                 log(f"{self.user_id}: {txn} refused: HTTP {status} {answer}")
                 return False
@@ -370,8 +383,10 @@ class Ledger:
         self.lock = threading.Lock()
         self.qq_posted = {}  # (chat, seq) -> delivered sessions
         self.mx_sent = {}  # (chat, seq) -> time of the homeserver's 200
+        self.mx_events = {}  # (chat, seq) -> its event id
         self.mx_refused = 0
         self.kills = []  # monotonic times of SIGKILLs
+        self.kill_clock = []  # wall-clock times of SIGKILLs (to compare with the logs)
         self.synapse_down = None  # (from, to) monotonic
 
 
@@ -426,6 +441,8 @@ def mx_traffic(args, owner, owner_chats, all_chats, ledger, stop):
         with ledger.lock:
             if ok:
                 ledger.mx_sent[(chat.index, seq)] = time.monotonic()
+                if isinstance(ok, str):
+                    ledger.mx_events[(chat.index, seq)] = ok
             else:
                 ledger.mx_refused += 1
         if stop.is_set():
@@ -459,6 +476,7 @@ def chaos(args, procs, ledger, stop, span):
         delay = start + at - time.monotonic()
         if delay > 0 and stop.wait(delay):
             break
+        ledger.kill_clock.append(time.time())
         procs.crash_bridge()
         ledger.kills.append(time.monotonic())
         log(f"chaos: bridge SIGKILLed ({n}/{len(kills)}) and restarted")
@@ -490,12 +508,18 @@ def fault_specs(args, seconds):
 
 
 def observe(args, owners, chats, ids):
-    """(seen toward Matrix {chat: [seq]}, seen toward QQ {chat: [seq]}, misrouted toward QQ)."""
-    to_matrix = {c.index: [] for c in chats}
+    """(seen toward Matrix {chat: [seq]}, seen toward QQ {chat: [seq]}, misrouted toward QQ,
+    event ids the bridge said may not have reached QQ)."""
+    to_matrix, uncertain = {c.index: [] for c in chats}, set()
     for chat in chats:
         owner = owners[chat.account]
         for event in owner.history(chat.room):
             if event.get("sender") == owner.user_id:
+                continue
+            content = event.get("content", {})
+            if str(content.get("body", "")).startswith(UNCERTAIN_NOTICE):
+                replied = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
+                uncertain.add(replied.get("event_id"))
                 continue
             m = QQ_BODY.search(event.get("content", {}).get("body", ""))
             if m and int(m.group(1)) == chat.index:
@@ -517,7 +541,14 @@ def observe(args, owners, chats, ids):
                 misrouted += 1
                 continue
             to_qq[c].append(int(m.group(2)))
-    return to_matrix, to_qq, misrouted
+    return to_matrix, to_qq, misrouted, uncertain
+
+
+def told_uncertain(ledger, seen):
+    """Matrix -> QQ messages not received whose send the bridge reported as unconfirmed: the
+    owner was told, and the bridge does not resend them by design (RELIABILITY.md G7)."""
+    received = seen_keys(seen[1])
+    return {k for k, e in ledger.mx_events.items() if e in seen[3] and k not in received}
 
 
 def seen_keys(seen_by_chat):
@@ -545,7 +576,7 @@ def count(seen_by_chat, expected):
     return received, lost, duplicates, disorder, doubled
 
 
-def settle(args, owners, chats, ids, qq_expected, mx_expected):
+def settle(args, owners, chats, ids, qq_expected, mx_sent, ledger):
     """Waits until both directions have everything, or nothing changes for `args.idle` s, or
     `args.max_wait` s have passed. Answers the last observation."""
     start = last_change = time.monotonic()
@@ -558,6 +589,7 @@ def settle(args, owners, chats, ids, qq_expected, mx_expected):
             time.sleep(5)
             continue
         a = count(seen[0], qq_expected)
+        mx_expected = mx_sent - told_uncertain(ledger, seen)
         b = count(seen[1], mx_expected)
         figures = (a[0], a[2], b[0], b[2])
         now = time.monotonic()
@@ -611,13 +643,48 @@ def emulator_log_keys(args, marker):
     return keys
 
 
+def left_in_replaced(args):
+    """QQ -> Matrix messages queued in an emulator session that a new login replaced (not a
+    relink): the bridge's relink went through but its answer was cut by a fault, so the bridge
+    holds a psessionid that no longer exists and logs in anew; the events of the session in
+    between are never polled (WebQQ has no re-delivery)."""
+    return emulator_log_keys(args, "session replaced with events pending")
+
+
+def cut_by_kill(args, ledger):
+    """QQ -> Matrix messages in a poll2 answer the emulator was still sending slowly (a slow-body
+    fault: 8 pieces, `ms` apart) when the bridge was SIGKILLed: gone from QQ's queue, never
+    received (WebQQ has no re-delivery)."""
+    keys = set()
+    stamp = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z")
+    pause = re.compile(r"\bms=(\d+)")
+    try:
+        with open(os.path.join(args.dir, "emulator.log"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if "poll2 answer sent slowly" not in line:
+                    continue
+                m, p = stamp.match(line), pause.search(line)
+                if not m or not p:
+                    continue
+                began = datetime.datetime.fromisoformat(m.group(1)).replace(
+                    tzinfo=datetime.timezone.utc).timestamp()
+                ends = began + 8 * int(p.group(1)) / 1000 + 0.5
+                if any(began <= k <= ends for k in ledger.kill_clock):
+                    keys.update((int(c), int(s)) for c, s in QQ_BODY.findall(line))
+    except OSError:
+        pass
+    return keys
+
+
 def cut_by_reset(args):
     """QQ -> Matrix messages the emulator put in a poll2 answer that a reset fault cut: gone
     from QQ's queue, never seen by any client (WebQQ has no re-delivery)."""
     return emulator_log_keys(args, "poll2 answer cut by a reset")
 
 
-def report(args, ledger, procs, chats, seen, qq_expected, mx_expected, misrouted, elapsed):
+def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, elapsed):
+    uncertain = told_uncertain(ledger, seen)
+    mx_expected = mx_sent - uncertain
     to_matrix = count(seen[0], qq_expected)
     to_qq = count(seen[1], mx_expected)
     not_handed = sum(1 for d in ledger.qq_posted.values() if d == 0)
@@ -633,16 +700,26 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_expected, misrouted
     print("-" * len(header))
     print(f"{'QQ -> Matrix':<14}{len(ledger.qq_posted):>8}{len(qq_expected):>10}"
           f"{to_matrix[0]:>10}{len(to_matrix[1]):>7}{to_matrix[2]:>12}{to_matrix[3]:>14}")
-    print(f"{'Matrix -> QQ':<14}{len(mx_expected):>8}{len(mx_expected):>10}"
+    print(f"{'Matrix -> QQ':<14}{len(mx_sent):>8}{len(mx_expected):>10}"
           f"{to_qq[0]:>10}{len(to_qq[1]):>7}{to_qq[2]:>12}{to_qq[3]:>14}")
     print()
-    cut = cut_by_reset(args)
+    cut, replaced, killed = cut_by_reset(args), left_in_replaced(args), cut_by_kill(args, ledger)
     print(f"QQ -> Matrix: not expected, as QQ itself drops them: {not_handed} posted while the "
           f"account had no live session, {len(cut)} in poll2 answers cut by a reset fault "
-          f"({len(cut & seen_keys(seen[0]))} of those arrived anyway); misplaced in rooms: "
+          f"({len(cut & seen_keys(seen[0]))} of those arrived anyway), {len(replaced)} left in a "
+          f"session replaced after a relink answer was cut ({len(replaced & seen_keys(seen[0]))} "
+          f"of those arrived anyway), {len(killed)} in a slow poll2 answer cut by a SIGKILL "
+          f"({len(killed & seen_keys(seen[0]))} of those arrived anyway); misplaced in rooms: "
           f"{len(seen[0].get(-1, []))}")
     print(f"Matrix -> QQ: {ledger.mx_refused} sends the homeserver refused (not expected); "
           f"sent to the wrong chat: {misrouted}")
+    status_faults = sum(n for (e, k), n in faults.items()
+                        if e.startswith("send_") and k.startswith("HttpStatus"))
+    print(f"Matrix -> QQ: not expected, as QQ did not confirm them and the bridge does not "
+          f"resend blindly (RELIABILITY.md G7): {len(uncertain)} missing on QQ with a "
+          f"'{UNCERTAIN_NOTICE}' notice to the owner (sends answered by an injected HTTP 5xx, "
+          f"which the emulator never delivers: {status_faults})"
+          + (f": {', '.join(f'c{c}-{s}' for c, s in sorted(uncertain)[:20])}" if uncertain else ""))
     refused = bridge_log_count(args, "is polled by another qqbridge process")
     print(f"bridge: {procs.bridge_starts} starts; {len(procs.exits)} exits by itself (restarted "
           f"after {args.restart_delay} s), {refused} of them refusing an account whose poll "
@@ -847,11 +924,12 @@ def traffic_and_count(args, procs, ids, chats, owners, ledger, stop, began, span
     http("DELETE", f"{emulator_url(args)}/_emulator/faults")
     log(f"chaos over after {time.monotonic() - began:.0f} s: faults cleared; waiting for "
         f"quiescence (at most {args.max_wait} s, {args.idle} s without progress)")
-    qq_expected = {k for k, d in ledger.qq_posted.items() if d > 0} - cut_by_reset(args)
-    mx_expected = set(ledger.mx_sent)
-    seen = settle(args, owners, chats, ids, qq_expected, mx_expected)
-    misrouted = observe(args, owners, chats, ids)[2]
-    return report(args, ledger, procs, chats, seen, qq_expected, mx_expected, misrouted,
+    qq_expected = {k for k, d in ledger.qq_posted.items() if d > 0} - cut_by_reset(args) \
+        - left_in_replaced(args) - cut_by_kill(args, ledger)
+    mx_sent = set(ledger.mx_sent)
+    seen = settle(args, owners, chats, ids, qq_expected, mx_sent, ledger)
+    misrouted = seen[2]
+    return report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted,
                   time.monotonic() - began)
 
 
@@ -868,6 +946,8 @@ def parse_args(argv):
     ]:
         p.add_argument(f"--{name}", type=kind)
     p.add_argument("--fail-on-qq-duplicates", action="store_true")
+    p.add_argument("--log-filter", default="info",
+                   help="the bridge's logging.filter, e.g. info,qqbridge::bridge=debug")
     for port in ["hs-port", "as-port", "metrics-port", "emu-port", "emu-tls-port"]:
         p.add_argument(f"--{port}", type=int, required=True)
     args = p.parse_args(argv)

@@ -23,6 +23,7 @@ import urllib.request
 FRIEND = 10002  # 爱丽丝 (Alice), a friend of the account in the demo world
 MEMBER = 10003  # 呼吸 (Breath), a member of the group
 GROUP = 346167134  # qqbot群
+SECOND_ACCOUNT = 10002  # logged in from Matrix by QR code
 WAIT_SECONDS = 60
 COLUMN = 46
 
@@ -244,6 +245,39 @@ def exchange(emulator, owner):
             raise Failed(f"QQ got {text!r} {sum(text in r for r in sent)} times: {sent}")
 
 
+def login_from_matrix(emulator, owner, bot, qq):
+    """The owner logs a second QQ account in from Matrix: a DM with the bot, `login qr`, the QR
+    code posted as an image, scanned and confirmed on the "phone" (the emulator)."""
+    print("\n== a login from Matrix: a DM with the bridge bot, `login qr`", flush=True)
+    created = owner.call(
+        "POST",
+        "createRoom",
+        {"is_direct": True, "invite": [bot], "preset": "trusted_private_chat"},
+    )
+    dm = created["room_id"]
+    from_bot = lambda e: e.get("sender") == bot  # noqa: E731
+    _, greeting = owner.wait_for(
+        lambda e: from_bot(e) and "help" in body_of(e), "the bot's greeting in the new DM"
+    )
+    row("", f"[bot] {body_of(greeting).splitlines()[0]}")
+    owner.send(dm, "login qr")
+    row("", "alice → bot: login qr")
+    _, image = owner.wait_for(
+        lambda e: from_bot(e) and e.get("content", {}).get("msgtype") == "m.image",
+        "the QR code as an m.image",
+    )
+    info = image.get("content", {}).get("info", {})
+    row("", f"[bot] (QR code image, {info.get('w')}x{info.get('h')} {info.get('mimetype')})")
+    emulator.call("POST", "qr/scan", {"qq": qq})
+    row(f"QQ app of {qq}: scans the code")
+    emulator.call("POST", "qr/confirm", {"qq": qq})
+    row(f"QQ app of {qq}: confirms the login")
+    _, done = owner.wait_for(
+        lambda e: from_bot(e) and f"({qq})" in body_of(e), "the bot saying the login worked"
+    )
+    row("", f"[bot] {body_of(done).splitlines()[0]}")
+
+
 def record_target(record):
     return f"{record.get('kind', '?')} {record.get('target', '?')}"
 
@@ -279,6 +313,8 @@ def main():
     owner = Owner(homeserver, token, user_id)
     try:
         exchange(emulator, owner)
+        bot = "@qqbot:" + user_id.split(":", 1)[1]
+        login_from_matrix(emulator, owner, bot, SECOND_ACCOUNT)
         summary(emulator, owner)
     except Failed as failure:
         print(f"\ndemo: FAILED: {failure}", file=sys.stderr, flush=True)

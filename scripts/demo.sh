@@ -3,7 +3,8 @@
 # the WebQQ emulator with its demo world, and `qqbridge run` with the Matrix side on, bridging QQ
 # account 10001 for the Matrix user @alice:localhost. A scripted conversation goes both ways (a
 # friend chat with a face, a group, a picture; scripts/demo-exchange.py) and is printed as a
-# transcript with what each side saw. Then everything keeps running so you can log in as alice
+# transcript with what each side saw; then alice logs QQ account 10002 in from Matrix (a DM with
+# the bot, `login qr`, the QR code scanned and confirmed through the emulator). Then everything keeps running so you can log in as alice
 # with any Matrix client; Ctrl-C stops it all.
 #
 # Usage: scripts/demo.sh [--no-wait]
@@ -210,6 +211,7 @@ The portals "爱丽丝" and "qqbot群" are in alice's room list; what she writes
 Make a QQ person write to her:
   curl -s -X POST $EMU_URL/_emulator/messages \\
     -d '{"account":$ACCOUNT,"kind":"friend","from":10002,"text":"hi"}'
+Talk to the bridge bot: open a DM with @qqbot:localhost and send \`help\`.
 See what QQ received:   curl -s '$EMU_URL/_emulator/sent?account=$ACCOUNT'
 Bridge metrics:         curl -s http://127.0.0.1:$METRICS_PORT/metrics | grep qqbridge_
 Logs: $DEMO_DIR/bridge.log, $DEMO_DIR/emulator.log, $HS_DIR/homeserver.log

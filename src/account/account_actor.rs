@@ -18,6 +18,7 @@ use crate::account::login_actor::{
 };
 use crate::account::lookup;
 
+mod restore;
 mod services;
 pub use crate::account::messages::{
     AccountEvent, AccountSettings, Child, Credentials, Disconnect, FetchPicture, GetAccountState,
@@ -34,11 +35,6 @@ use crate::webqq::client::WebQqClient;
 use crate::webqq::directory::Directory;
 use crate::webqq::retcode::Action;
 use crate::webqq::session::Session;
-
-/// Attempts at loading the contact lists of a new session before giving up on them.
-const DIRECTORY_ATTEMPTS: u32 = 5;
-/// Wait after the first failed attempt; doubled after each (1 + 2 + 4 + 8 s in all).
-const DIRECTORY_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One QQ account.
 pub struct AccountActor {
@@ -59,6 +55,8 @@ pub struct AccountActor {
     /// A lookup is in flight: later batches wait behind it.
     resolving: bool,
     relogins: u32,
+    /// Failed attempts at restoring the stored session so far.
+    restore_attempts: u32,
     relinked_after_kick: bool,
     pollers_started: u32,
     events: Recipient<QqEventsReceived>,
@@ -89,6 +87,7 @@ impl AccountActor {
             unresolved: std::collections::VecDeque::new(),
             resolving: false,
             relogins: 0,
+            restore_attempts: 0,
             relinked_after_kick: false,
             pollers_started: 0,
             events,
@@ -136,16 +135,26 @@ impl AccountActor {
             self.full_login(ctx);
             return;
         };
+        let kept = session.clone();
         let request = Restore { config: self.settings.client.clone(), session: Box::new(session) };
         let login = self.login_actor();
         ctx.wait(async move { login.send(request).await }.into_actor(self).map(|answer, act, ctx| {
             match flatten(answer) {
                 Ok(client) => {
+                    act.restore_attempts = 0;
                     act.report_login(LoginMethod::Restore, true);
                     act.logged_in(client, ctx);
                 }
                 Err(error) => {
                     act.report_login(LoginMethod::Restore, false);
+                    act.restore_attempts = act.restore_attempts.saturating_add(1);
+                    if let Some(delay) = restore::restore_again(&error, act.restore_attempts) {
+                        tracing::info!(account = %act.settings.id, %error, attempt = act.restore_attempts, "stored session not reached; trying it again");
+                        act.stored = Some(kept);
+                        ctx.run_later(delay, |act, ctx| act.connect(ctx));
+                        return;
+                    }
+                    act.restore_attempts = 0;
                     tracing::info!(account = %act.settings.id, %error, "stored session not accepted");
                     act.full_login(ctx);
                 }
@@ -245,30 +254,7 @@ impl AccountActor {
         let directory_client = client.clone();
         let permits = self.settings.login_permits.clone();
         let account = self.settings.id.clone();
-        let load = async move {
-            let mut delay = DIRECTORY_RETRY_FIRST;
-            let mut attempt = 1;
-            loop {
-                // The contact lists (3 calls plus one per friend and group) take turns with
-                // logins and restores on the same permits, behind them: when 1,000 accounts
-                // restart, every session opens first instead of all sharing the CPU with ~5,000
-                // list calls. The permit is not held while waiting to try again.
-                let permit = permits.clone().acquire_owned().await.ok();
-                let loaded = Directory::load(&directory_client).await;
-                drop(permit);
-                match loaded {
-                    // Without the lists every message of a group is unbridgeable and every send
-                    // fails, for the whole session: a passing fault is worth waiting out.
-                    Err(error) if error.is_transient() && attempt < DIRECTORY_ATTEMPTS => {
-                        tracing::info!(%account, %error, attempt, "contact lists not loaded; trying again");
-                        tokio::time::sleep(delay).await;
-                        delay = delay.saturating_mul(2);
-                        attempt += 1;
-                    }
-                    other => break other,
-                }
-            }
-        };
+        let load = restore::load_directory(directory_client, permits, account);
         ctx.spawn(load.into_actor(self).map(move |directory, act, ctx| {
             let directory = directory.unwrap_or_else(|error| {
                 tracing::warn!(account = %act.settings.id, %error, "contact lists not loaded");
@@ -386,6 +372,7 @@ impl AccountActor {
                     match learned {
                         Ok(lookup::Learned::Person(uin, qq)) => resolver.learn_person(uin, qq),
                         Ok(lookup::Learned::Members(gid, names)) => resolver.learn_group_members(gid, names),
+                        Ok(lookup::Learned::GroupNumber(gid, number)) => resolver.learn_group_number(gid, number),
                         Err(error) => {
                             tracing::warn!(account = %act.settings.id, %error, ?lookup, "lookup failed; the event goes on without it");
                             resolver.lookup_failed(lookup);

@@ -4,10 +4,11 @@
 use crate::account::messages::{FetchPicture, PictureRequest, UploadPicture};
 use crate::account::resolve::Lookup;
 use crate::account::send_queue::ChatKey;
-use crate::webqq::api::get_friend_uin2::KIND_PERSON;
+use crate::webqq::api::get_friend_uin2::{KIND_GROUP, KIND_PERSON};
 use crate::webqq::client::WebQqClient;
 use crate::webqq::content::Segment;
-use crate::webqq::{Gid, QqNumber, Uin};
+use crate::webqq::retry::retried;
+use crate::webqq::{Gid, GroupNumber, QqNumber, Uin};
 
 /// What a lookup taught.
 pub enum Learned {
@@ -15,17 +16,25 @@ pub enum Learned {
     Person(Uin, QqNumber),
     /// A group's member names.
     Members(Gid, Vec<(Uin, String)>),
+    /// A group's number.
+    GroupNumber(Gid, GroupNumber),
 }
 
-/// Makes `lookup` with the session's client.
+/// Makes `lookup` with the session's client, trying again while it fails transiently
+/// ([`retried`]): a failed lookup costs the event its sender's number, or the whole event when
+/// it was a group's number.
 pub async fn learn(client: &WebQqClient, lookup: Lookup) -> Result<Learned, crate::webqq::Error> {
     match lookup {
         Lookup::Person(uin) => {
-            let answer = client.friend_uin(uin.get(), KIND_PERSON).await?;
+            let answer = retried(|| client.friend_uin(uin.get(), KIND_PERSON)).await?;
             Ok(Learned::Person(uin, QqNumber::new(answer.account)))
         }
+        Lookup::GroupNumber(gid) => {
+            let answer = retried(|| client.friend_uin(gid.get(), KIND_GROUP)).await?;
+            Ok(Learned::GroupNumber(gid, GroupNumber::new(answer.account)))
+        }
         Lookup::GroupMembers(gid, code) => {
-            let details = client.group_info(code).await?;
+            let details = retried(|| client.group_info(code)).await?;
             let cards = details.cards.unwrap_or_default();
             let names = details
                 .minfo

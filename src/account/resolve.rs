@@ -117,6 +117,8 @@ pub enum Lookup {
     Person(Uin),
     /// The member names and cards of a group (get_group_info_ext2).
     GroupMembers(Gid, GroupCode),
+    /// A group's permanent number (get_friend_uin2, kind 4), when the directory has none.
+    GroupNumber(Gid),
 }
 
 /// The answer of [`Resolver::resolve`].
@@ -137,6 +139,8 @@ pub struct Resolver {
     names: BTreeMap<Uin, String>,
     groups_loaded: BTreeSet<Gid>,
     failed: BTreeSet<Uin>,
+    /// Groups whose number lookup failed: their messages are unbridgeable.
+    numberless: BTreeSet<Gid>,
 }
 
 impl Resolver {
@@ -148,6 +152,11 @@ impl Resolver {
     /// The directory (for the sender).
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    /// Records a group's number learnt by a lookup.
+    pub fn learn_group_number(&mut self, gid: Gid, number: GroupNumber) {
+        self.directory.learn_group_number(gid, number);
     }
 
     /// Records a person's number learnt by a lookup.
@@ -173,6 +182,9 @@ impl Resolver {
             }
             Lookup::GroupMembers(gid, _) => {
                 self.groups_loaded.insert(gid);
+            }
+            Lookup::GroupNumber(gid) => {
+                self.numberless.insert(gid);
             }
         }
     }
@@ -234,6 +246,11 @@ impl Resolver {
                     )));
                 };
                 let Some(number) = group.number.or(m.info_seq).or(m.t_gcode) else {
+                    // The number is the portal's key: without it the message has nowhere to
+                    // go, so it is asked for (the directory's own lookup may have failed).
+                    if !self.numberless.contains(&m.from_uin) {
+                        return Err(Lookup::GroupNumber(m.from_uin));
+                    }
                     return Ok(Some(unbridgeable(event, "a group whose number is unknown")));
                 };
                 if !self.groups_loaded.contains(&m.from_uin)

@@ -56,7 +56,8 @@ impl BridgeActor {
 
     /// Queues `event` on its lane; once it is bridged (or refused for good) its map rows and
     /// the deletion of its inbox row `seq`, if any, go to the write-behind queue. `unmapped`:
-    /// the message was checked absent from the store's map at intake.
+    /// the message was checked absent from the store's map at intake. `replayed`: persisted by
+    /// an earlier run, which may have sent it.
     fn dispatch(
         &self,
         account: Arc<str>,
@@ -64,13 +65,14 @@ impl BridgeActor {
         seq: Option<u64>,
         event: QqEvent,
         unmapped: bool,
+        replayed: bool,
     ) {
         let bridge = self.bridge.clone();
         let settle = self.settle.clone();
         self.lanes.push(
             lane,
             Box::pin(async move {
-                let rows = bridge_until_done(&bridge, &account, &event, unmapped).await;
+                let rows = bridge_until_done(&bridge, &account, &event, unmapped, replayed).await;
                 settle.push(rows, seq);
             }),
         );
@@ -104,6 +106,7 @@ impl Actor for BridgeActor {
                     Some(row.seq),
                     event,
                     false,
+                    true,
                 ),
                 Err(error) => {
                     // Written by another version of the bridge: say so, keep nothing stuck.
@@ -196,7 +199,14 @@ impl BridgeActor {
         let mut unmapped = unmapped.unwrap_or_default().into_iter();
         for (lane, seq, event) in queued {
             let unmapped = matches!(event, QqEvent::Message(_)) && unmapped.next().unwrap_or(false);
-            self.dispatch(account.clone(), &lane, seq.filter(|_| persisted), event, unmapped);
+            self.dispatch(
+                account.clone(),
+                &lane,
+                seq.filter(|_| persisted),
+                event,
+                unmapped,
+                false,
+            );
         }
     }
 }
@@ -233,18 +243,22 @@ fn lane_key(account: &str, event: &QqEvent) -> String {
 
 /// Bridges `event`, waiting and trying again while the failure is transient (homeserver down,
 /// 5xx, rate limit after the client's own retries): the event is never dropped for an outage.
-/// The message-map rows it made, to be written.
+/// The message-map rows it made, to be written. A message is looked for in its room before
+/// it is sent again (`recheck`), as is one `replayed` from an earlier run.
 async fn bridge_until_done(
     bridge: &Arc<Bridge>,
     account: &str,
     event: &QqEvent,
     mut unmapped: bool,
+    replayed: bool,
 ) -> Vec<MessageRow> {
     let mut delay = RETRY_FIRST;
+    let mut recheck = replayed;
     loop {
-        match bridge_one(bridge, account, event, unmapped).await {
+        match bridge_one(bridge, account, event, unmapped, recheck).await {
             Ok(rows) => return rows,
             Err(error) if error.is_transient() => {
+                recheck = true;
                 tracing::warn!(%account, %error, retry_in = ?delay, "QQ event waits for the homeserver");
                 // Transient errors come from Matrix calls, made after the duplicate check
                 // passed; parts sent before the failure are mapped and are sent again under
@@ -266,10 +280,12 @@ async fn bridge_one(
     account: &str,
     event: &QqEvent,
     unmapped: bool,
+    recheck: bool,
 ) -> Result<Vec<MessageRow>, BridgeError> {
     match event {
         QqEvent::Message(message) => {
-            let (outcome, rows) = bridge.qq_message_unsettled(account, message, unmapped).await?;
+            let (outcome, rows) =
+                bridge.qq_message_unsettled(account, message, unmapped, recheck).await?;
             if outcome == QqOutcome::Duplicate {
                 tracing::debug!(%account, key = %message.key, "QQ message already bridged");
             }

@@ -142,7 +142,9 @@ pub(crate) fn deliver_message(
                 .map(|e| (e, st.next_msg_id))
         };
         if let Some((event, msg_id)) = event {
-            session.push_events([to_value(&event)]);
+            let event = to_value(&event);
+            tracing::debug!(account = %session.account, session = session.id, %event, "event queued");
+            session.push_events([event]);
             delivered.push((session.account, msg_id));
         }
     }

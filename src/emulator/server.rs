@@ -230,6 +230,14 @@ async fn handle(
         tracing::debug!(endpoint = endpoint.name(), %events, "poll2 answer cut by a reset");
     }
     lock(&shared.issued).record_reply(&reply);
+    if endpoint.name() == "poll2"
+        && let Some(FaultKind::SlowBodyMs(ms)) = &post
+    {
+        // Taken from the queue now, received only when the slow body ends: a client that dies
+        // meanwhile never has them. Logged so a chaos run can tell them apart.
+        let events = String::from_utf8_lossy(&reply.body);
+        tracing::debug!(endpoint = endpoint.name(), ms = *ms, %events, "poll2 answer sent slowly");
+    }
     tracing::debug!(
         endpoint = endpoint.name(),
         tls = req.tls,

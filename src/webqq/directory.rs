@@ -14,6 +14,7 @@ use crate::webqq::api::get_group_name_list_mask2::GroupList;
 use crate::webqq::api::get_user_friends2::FriendList;
 use crate::webqq::client::WebQqClient;
 use crate::webqq::content::unescape_entities;
+use crate::webqq::retry::retried;
 use crate::webqq::{Did, Error, Gid, GroupCode, GroupNumber, QqNumber, Uin};
 
 /// A friend in this session.
@@ -117,20 +118,20 @@ impl Directory {
     }
 
     /// Loads the lists and resolves every friend's QQ number and every group's number with
-    /// get_friend_uin2. A failed resolution leaves `None` (the call closed in 2017-04); a failed
-    /// list call is an error.
+    /// get_friend_uin2, each call tried again while it fails transiently ([`retried`]). A failed
+    /// resolution leaves `None` (the call closed in 2017-04); a failed list call is an error.
     pub async fn load(client: &WebQqClient) -> Result<Directory, Error> {
-        let friends = client.friends().await?;
-        let groups = client.groups().await?;
-        let discussions = client.discussions().await?;
+        let friends = retried(|| client.friends()).await?;
+        let groups = retried(|| client.groups()).await?;
+        let discussions = retried(|| client.discussions()).await?;
         let mut directory = Directory::from_lists(&friends, &groups, &discussions);
         for friend in directory.friends.values_mut() {
-            if let Ok(answer) = client.friend_uin(friend.uin.get(), KIND_PERSON).await {
+            if let Ok(answer) = retried(|| client.friend_uin(friend.uin.get(), KIND_PERSON)).await {
                 friend.qq = Some(QqNumber::new(answer.account));
             }
         }
         for group in directory.groups.values_mut() {
-            if let Ok(answer) = client.friend_uin(group.gid.get(), KIND_GROUP).await {
+            if let Ok(answer) = retried(|| client.friend_uin(group.gid.get(), KIND_GROUP)).await {
                 group.number = Some(GroupNumber::new(answer.account));
             }
         }

@@ -20,6 +20,7 @@ use crate::webqq::api::{SessionQuery, check_sig};
 use crate::webqq::client::WebQqClient;
 use crate::webqq::crypto::{self, PasswordInput};
 use crate::webqq::hosts::Channel;
+use crate::webqq::retry::retried;
 use crate::webqq::session::{Tokens, unix_now};
 use crate::webqq::{ClientId, Error, QqNumber, Secret};
 
@@ -274,9 +275,12 @@ async fn finish(
 }
 
 /// get_online_buddies2 once after login2: without it the first poll2 answered 103 (§1.3.6).
+/// Tried again while it fails transiently ([`retried`]): login2 has already replaced the session,
+/// and a failed relink would be redone with the old psessionid, as a new login that loses what
+/// QQ queued for the session.
 pub async fn warm_up(client: &WebQqClient) -> Result<(), Error> {
-    let session = session_query(client);
-    client.call(&GetOnlineBuddies2 { session }).await.map(|_| ())
+    let request = GetOnlineBuddies2 { session: session_query(client) };
+    retried(|| client.call(&request)).await.map(|_| ())
 }
 
 /// The clientid / psessionid / vfwebqq triple of the current session.

@@ -19,6 +19,7 @@ pub mod login;
 mod longpoll;
 pub mod ops;
 pub mod retcode;
+pub mod retry;
 pub mod secret;
 pub mod session;
 

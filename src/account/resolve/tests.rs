@@ -249,3 +249,26 @@ fn test_a_friend_keeps_their_friend_name_in_groups() {
     assert_eq!(message(r.resolve(&group(FRIEND_UIN))).sender_name, "alice from work");
     assert_eq!(message(r.resolve(&group(777))).sender_name, "stranger card");
 }
+
+#[test]
+fn test_group_without_a_number_asks_for_it_instead_of_dropping_the_message() {
+    // The directory's get_friend_uin2 for the group failed (a fault in the chaos run): every
+    // message of the group was unbridgeable for the whole session.
+    let mut r = resolver();
+    r.directory.groups.get_mut(&Gid::new(GID)).unwrap().number = None;
+    r.learn_group_members(Gid::new(GID), []);
+    r.learn_person(Uin::new(777), QqNumber::new(20002));
+    let e = group(777);
+    assert_eq!(r.resolve(&e), Resolution::Lookup(Lookup::GroupNumber(Gid::new(GID))));
+    r.learn_group_number(Gid::new(GID), GroupNumber::new(346_167_134));
+    assert_eq!(message(r.resolve(&e)).chat, ChatKey::Group(GroupNumber::new(346_167_134)));
+
+    // A lookup that failed for good (the call closed in 2017-04): said, not retried forever.
+    let mut r = resolver();
+    r.directory.groups.get_mut(&Gid::new(GID)).unwrap().number = None;
+    r.lookup_failed(Lookup::GroupNumber(Gid::new(GID)));
+    let QqEvent::Unbridgeable { reason, .. } = done(r.resolve(&e)) else {
+        panic!("a group without a number cannot key a portal")
+    };
+    assert!(reason.contains("number is unknown"), "{reason}");
+}

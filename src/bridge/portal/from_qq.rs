@@ -2,7 +2,7 @@
 //! the account and uploaded to the media repository, sent with idempotent transaction ids.
 
 use ruma::events::room::message::RoomMessageEventContent;
-use ruma::{MilliSecondsSinceUnixEpoch, UInt, UserId};
+use ruma::{MilliSecondsSinceUnixEpoch, OwnedEventId, RoomId, UInt, UserId};
 
 use crate::account::account_actor::{FetchPicture, PictureRequest};
 use crate::account::manager::FetchPictureVia;
@@ -18,14 +18,20 @@ use crate::webqq::session::unix_now;
 use super::double_puppet::send_as_owner;
 use super::{Bridge, BridgeError, QqOutcome, TYPING_TIMEOUT, image_type};
 
+/// How many of a room's latest events [`Bridge::sent_before`] looks through.
+const RECHECK_DEPTH: u32 = 50;
+
 impl Bridge {
     /// Bridges one QQ message of `account` to its portal, writing its message-map rows.
+    /// `recheck`: an earlier attempt may have reached the homeserver (a retry, or a replay
+    /// after a restart), so each part is first looked for in the room ([`Bridge::sent_before`]).
     pub async fn qq_message(
         &self,
         account: &str,
         msg: &QqMessage,
+        recheck: bool,
     ) -> Result<QqOutcome, BridgeError> {
-        let (outcome, rows) = self.qq_message_unsettled(account, msg, false).await?;
+        let (outcome, rows) = self.qq_message_unsettled(account, msg, false, recheck).await?;
         for row in &rows {
             self.store.insert_message(row)?;
         }
@@ -39,12 +45,13 @@ impl Bridge {
     /// map (in the batch's intake read), so that read is not repeated here. If a later part of
     /// a message fails, the rows of the parts already sent are written before the error
     /// returns; a retry sends them again under the same transaction ids (the homeserver
-    /// answers with the first events).
+    /// answers with the first events). `recheck` as in [`Bridge::qq_message`].
     pub async fn qq_message_unsettled(
         &self,
         account: &str,
         msg: &QqMessage,
         unmapped: bool,
+        recheck: bool,
     ) -> Result<(QqOutcome, Vec<MessageRow>), BridgeError> {
         let owner = self.owner(account)?;
         let key = ids::portal_key(account, &msg.chat);
@@ -82,6 +89,17 @@ impl Bridge {
                 MatrixPart::Text { .. } => matrix_content(part, speaker),
             };
             let txn = ids::txn_id(&key, &msg.key, index);
+            if recheck {
+                let earlier = match self.sent_before(&room, sender.as_deref(), ts, &content).await {
+                    Ok(earlier) => earlier,
+                    Err(error) => return Err(self.rows_then(&rows, error)),
+                };
+                if let Some(event_id) = earlier {
+                    tracing::info!(%room, %event_id, "QQ message found in the room from an earlier attempt; not sent again");
+                    rows.push(part_row(&key, msg, index, &room, event_id));
+                    continue;
+                }
+            }
             if let Some(client) = puppet {
                 match send_as_owner(client, &room, &owner, &txn, &content, ts, &source).await {
                     Ok(event_id) => {
@@ -122,6 +140,37 @@ impl Bridge {
             }
         }
         error
+    }
+
+    /// The event an earlier attempt already put in `room` for `content`, if any. The txnId makes
+    /// a retry idempotent only while the homeserver remembers it, and Synapse keeps transaction
+    /// ids of appservice users in memory: an attempt whose answer was lost (the homeserver went
+    /// down) and a retry after its restart would post the message twice (RELIABILITY.md §1.2
+    /// step 4; seen in the chaos run). Matched among the latest [`RECHECK_DEPTH`] events on the
+    /// sender, the `origin_server_ts` we set (the QQ time) and the body, skipping events the
+    /// message map already gives to another QQ message.
+    async fn sent_before(
+        &self,
+        room: &RoomId,
+        sender: Option<&UserId>,
+        ts: MilliSecondsSinceUnixEpoch,
+        content: &RoomMessageEventContent,
+    ) -> Result<Option<OwnedEventId>, BridgeError> {
+        let sender = sender.unwrap_or(&self.settings.bot);
+        let events = self.matrix.recent_events(room, Some(sender), RECHECK_DEPTH).await?;
+        let body = serde_json::to_value(content).ok().and_then(|c| c.get("body").cloned());
+        for event in events {
+            let Ok(event) = event.deserialize_as::<serde_json::Value>() else { continue };
+            if !is_same_message(&event, sender, ts, body.as_ref()) {
+                continue;
+            }
+            let Some(id) = event.get("event_id").and_then(|i| i.as_str()) else { continue };
+            let Ok(event_id) = OwnedEventId::try_from(id) else { continue };
+            if self.store.message_by_event(room, &event_id)?.is_none() {
+                return Ok(Some(event_id));
+            }
+        }
+        Ok(None)
     }
 
     /// A QQ picture as an `m.image` (fetched through the account, uploaded as the ghost), or a
@@ -189,6 +238,21 @@ impl Bridge {
 }
 
 /// The notice that stands in for a QQ picture that could not be bridged.
+/// Whether `event` (a room event as JSON) is a message by `sender` at `ts` with `body`.
+fn is_same_message(
+    event: &serde_json::Value,
+    sender: &UserId,
+    ts: MilliSecondsSinceUnixEpoch,
+    body: Option<&serde_json::Value>,
+) -> bool {
+    event.get("type").and_then(|t| t.as_str()) == Some("m.room.message")
+        && event.get("sender").and_then(|s| s.as_str()) == Some(sender.as_str())
+        && event.get("origin_server_ts").and_then(serde_json::Value::as_u64)
+            == Some(u64::from(ts.0))
+        && body.is_some()
+        && event.pointer("/content/body") == body
+}
+
 fn picture_notice(reason: &str) -> RoomMessageEventContent {
     RoomMessageEventContent::notice_plain(format!(
         "[a picture from QQ could not be bridged: {reason}]"
@@ -217,8 +281,8 @@ fn part_row(
     key: &str,
     msg: &QqMessage,
     index: usize,
-    room: &ruma::RoomId,
-    event_id: ruma::OwnedEventId,
+    room: &RoomId,
+    event_id: OwnedEventId,
 ) -> MessageRow {
     let remote_key = if index == 0 { msg.key.clone() } else { format!("{}#{index}", msg.key) };
     MessageRow {
@@ -229,5 +293,38 @@ fn part_row(
         direction: Direction::QqToMatrix,
         sender: msg.sender.map(|qq| qq.to_string()).unwrap_or_default(),
         created_at: unix_now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn test_is_same_message_finds_the_earlier_attempt_only() {
+        let ghost = UserId::parse("@qq_30001:localhost").unwrap();
+        let ts = MilliSecondsSinceUnixEpoch(UInt::new_saturating(1_700_000_000_000));
+        let body = json!("chaos q9-4");
+        let sent = json!({"type": "m.room.message", "sender": "@qq_30001:localhost",
+            "origin_server_ts": 1_700_000_000_000_u64, "event_id": "$a",
+            "content": {"msgtype": "m.text", "body": "chaos q9-4"}});
+        // (change to the event the earlier attempt left, still the same message)
+        let cases = [
+            (json!({}), true),
+            (json!({"sender": "@qq_30002:localhost"}), false),
+            (json!({"origin_server_ts": 1_700_000_001_000_u64}), false),
+            (json!({"content": {"msgtype": "m.text", "body": "chaos q9-5"}}), false),
+            (json!({"type": "m.reaction"}), false),
+            (json!({"content": {}}), false),
+        ];
+        for (change, want) in cases {
+            let mut event = sent.clone();
+            for (key, value) in change.as_object().unwrap() {
+                event[key] = value.clone();
+            }
+            assert_eq!(is_same_message(&event, &ghost, ts, Some(&body)), want, "{event}");
+        }
+        assert!(!is_same_message(&sent, &ghost, ts, None), "a part without a body never matches");
     }
 }

@@ -17,6 +17,14 @@ use crate::metrics::matrix::MatrixEndpoint;
 
 use super::Bridge;
 
+/// Attempts at sending a notice while the homeserver fails transiently (about 6 minutes).
+const NOTICE_ATTEMPTS: u32 = 10;
+/// Wait after the first transient failure of a notice; doubled after each, up to
+/// [`NOTICE_RETRY_MAX`].
+const NOTICE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+/// Longest wait between two attempts at a notice.
+const NOTICE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The status event's type (mautrix / Beeper).
 pub const STATUS_EVENT_TYPE: &str = "com.beeper.message_send_status";
 
@@ -210,9 +218,24 @@ impl Bridge {
     pub(super) async fn notice_reply(&self, room: &RoomId, event_id: &EventId, text: &str) {
         let mut content = RoomMessageEventContent::notice_plain(text);
         content.relates_to = Some(Relation::Reply(Reply::with_event_id(event_id.to_owned())));
+        // One txnId for every attempt: a retry after a lost answer is not a second notice.
         let txn = TransactionId::new();
-        if let Err(error) = self.matrix.send_message(room, None, &txn, &content, None).await {
-            tracing::warn!(%room, %event_id, %error, "notice about a message for QQ not sent");
+        let mut delay = NOTICE_RETRY_FIRST;
+        for attempt in 1..=NOTICE_ATTEMPTS {
+            match self.matrix.send_message(room, None, &txn, &content, None).await {
+                Ok(_) => return,
+                // The owner's only word that a message may be missing on QQ (RELIABILITY.md
+                // G6): a homeserver restart is waited out, not given up at once.
+                Err(error) if error.is_transient() && attempt < NOTICE_ATTEMPTS => {
+                    tracing::debug!(%room, %event_id, %error, attempt, "notice about a message for QQ waits for the homeserver");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(NOTICE_RETRY_MAX);
+                }
+                Err(error) => {
+                    tracing::warn!(%room, %event_id, %error, "notice about a message for QQ not sent");
+                    return;
+                }
+            }
         }
     }
 

@@ -60,6 +60,12 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Reply {
             session.push_events(pending);
             old.end(Liveness::Dead);
         } else {
+            // Events still queued there reach only a poll with the old psessionid; a client that
+            // lost the answer to its relink holds an older one and never sees them (protocol
+            // §1.4: QQ has no re-delivery). Logged so a chaos run can tell them apart.
+            for pending in &old.lock().queue {
+                tracing::debug!(account = %auth.account, %pending, "session replaced with events pending");
+            }
             old.end(Liveness::Kicked);
         }
         tracing::info!(account = %auth.account, relink, "second login replaced a session");

@@ -46,8 +46,9 @@ fn look(shared: &Shared, session: &Session, generation: u64, max_events: usize) 
     }
     if !st.queue.is_empty() {
         let n = st.queue.len().min(max_events.max(1));
-        let events: Vec<Value> = st.queue.drain(..n).collect();
-        return Step::Answer(Reply::ok(Value::Array(events)));
+        let events = Value::Array(st.queue.drain(..n).collect());
+        tracing::debug!(session = session.id, %events, "events taken by a poll");
+        return Step::Answer(Reply::ok(events));
     }
     if st.poll_generation != generation || shared.shutting_down.load(Ordering::SeqCst) {
         return Step::Answer(Reply::retcode(102));

@@ -11,14 +11,14 @@ use ruma::api::client::discovery::get_supported_versions;
 use ruma::api::client::media::{create_content, get_content as get_content_v3};
 use ruma::api::client::membership::invite_user::{self, v3::InvitationRecipient, v3::InviteUserId};
 use ruma::api::client::membership::{join_room_by_id, kick_user, leave_room};
-use ruma::api::client::message::send_message_event;
+use ruma::api::client::message::{get_message_events, send_message_event};
 use ruma::api::client::presence::set_presence;
 use ruma::api::client::profile::set_profile_field;
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::create_room;
 use ruma::api::client::state::{get_state_event_for_key, send_state_event};
 use ruma::api::client::typing::create_typing_event::{self, v3::Typing, v3::TypingInfo};
-use ruma::events::{MessageLikeEventContent, StateEventContent};
+use ruma::events::{AnyTimelineEvent, MessageLikeEventContent, StateEventContent};
 use ruma::presence::PresenceState;
 use ruma::profile::ProfileFieldValue;
 use ruma::serde::Raw;
@@ -224,6 +224,19 @@ impl MatrixClient {
                 .map_err(serialize_error)?;
         request.timestamp = ts;
         Ok(self.send(MatrixEndpoint::Send, request, as_user).await?.event_id)
+    }
+
+    /// The latest `limit` timeline events of `room` as `as_user` (or the bot) sees them, newest
+    /// first (`GET /rooms/{room}/messages?dir=b`); raw, each may be malformed.
+    pub async fn recent_events(
+        &self,
+        room: &RoomId,
+        as_user: Option<&UserId>,
+        limit: u32,
+    ) -> Result<Vec<Raw<AnyTimelineEvent>>, Error> {
+        let mut request = get_message_events::v3::Request::backward(room.to_owned());
+        request.limit = limit.into();
+        Ok(self.send(MatrixEndpoint::Other, request, as_user).await?.chunk)
     }
 
     /// `PUT /rooms/{room}/state/{type}/{state_key}` as `as_user` (or the bot), with `ts` as
