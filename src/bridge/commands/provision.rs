@@ -428,75 +428,64 @@ fn field(kind: &str, id: &str, name: &str) -> InputField {
 
 impl ProvisioningHandler for Provisioner {
     fn whoami(&self, user: OwnedUserId) -> ProvFuture<Value> {
-        let this = self.clone_arcs();
-        async move { this.whoami(user).await }.boxed()
+        self.owned(|p| async move { p.whoami(user).await })
     }
 
     fn login_flows(&self) -> Vec<LoginFlow> {
         flows()
     }
 
-    fn login_start(&self, user: OwnedUserId, flow_id: String) -> ProvFuture<LoginStep> {
-        let this = self.clone_arcs();
-        async move { this.start(user, flow_id).await }.boxed()
+    fn login_start(&self, user: OwnedUserId, flow: String) -> ProvFuture<LoginStep> {
+        self.owned(|p| async move { p.start(user, flow).await })
     }
 
     fn login_step(
         &self,
         user: OwnedUserId,
-        process_id: String,
-        step_id: String,
+        id: String,
+        step: String,
         input: BTreeMap<String, String>,
     ) -> ProvFuture<LoginStep> {
-        let this = self.clone_arcs();
-        async move { this.step(user, process_id, step_id, input).await }.boxed()
+        self.owned(|p| async move { p.step(user, id, step, input).await })
     }
 
     fn logout(&self, user: OwnedUserId, login_id: String) -> ProvFuture<()> {
-        let this = self.clone_arcs();
-        async move {
-            let account = this.account_of(&user, Some(login_id))?;
-            this.commands.logout(&this.bridge, &account).await;
+        self.owned(|p| async move {
+            let account = p.account_of(&user, Some(login_id))?;
+            p.commands.logout(&p.bridge, &account).await;
             Ok(())
-        }
-        .boxed()
+        })
     }
 
     fn logins(&self, user: OwnedUserId) -> ProvFuture<Vec<String>> {
-        let accounts = self.bridge.accounts_of(&user);
-        async move { Ok(accounts) }.boxed()
+        self.owned(|p| async move { Ok(p.bridge.accounts_of(&user)) })
     }
 
-    fn contacts(&self, user: OwnedUserId, login_id: Option<String>) -> ProvFuture<Value> {
-        let this = self.clone_arcs();
-        async move { this.contacts(user, login_id).await }.boxed()
+    fn contacts(&self, user: OwnedUserId, login: Option<String>) -> ProvFuture<Value> {
+        self.owned(|p| async move { p.contacts(user, login).await })
     }
 
     fn resolve_identifier(
         &self,
         user: OwnedUserId,
-        identifier: String,
-        login_id: Option<String>,
+        qq: String,
+        login: Option<String>,
     ) -> ProvFuture<Value> {
-        let this = self.clone_arcs();
-        async move { this.resolve(user, identifier, login_id, false).await }.boxed()
+        self.owned(|p| async move { p.resolve(user, qq, login, false).await })
     }
 
-    fn create_dm(
-        &self,
-        user: OwnedUserId,
-        identifier: String,
-        login_id: Option<String>,
-    ) -> ProvFuture<Value> {
-        let this = self.clone_arcs();
-        async move { this.resolve(user, identifier, login_id, true).await }.boxed()
+    fn create_dm(&self, user: OwnedUserId, qq: String, login: Option<String>) -> ProvFuture<Value> {
+        self.owned(|p| async move { p.resolve(user, qq, login, true).await })
     }
 }
 
 impl Provisioner {
-    /// An owned copy for a `'static` future.
-    fn clone_arcs(&self) -> Provisioner {
-        Provisioner { commands: self.commands.clone(), bridge: self.bridge.clone() }
+    /// Runs `work` on an owned copy: the `'static` future the routes need.
+    fn owned<T, Fut>(&self, work: impl FnOnce(Provisioner) -> Fut) -> ProvFuture<T>
+    where
+        Fut: Future<Output = Result<T, ProvError>> + Send + 'static,
+    {
+        work(Provisioner { commands: self.commands.clone(), bridge: self.bridge.clone() }).boxed()
     }
 }
 

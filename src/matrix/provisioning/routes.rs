@@ -47,8 +47,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, provisioning: Option<&Prov
             .route("/logout/{login_id}", web::post().to(logout))
             .route("/logins", web::get().to(logins))
             .route("/contacts", web::get().to(contacts))
-            .route("/resolve_identifier/{identifier}", web::get().to(resolve))
-            .route("/create_dm/{identifier}", web::post().to(create_dm))
+            .route(
+                "/resolve_identifier/{identifier}",
+                web::get().to(|c: Caller, r: HttpRequest, p, s| lookup(c, r, p, s, false)),
+            )
+            .route(
+                "/create_dm/{identifier}",
+                web::post().to(|c: Caller, r: HttpRequest, p, s| lookup(c, r, p, s, true)),
+            )
             .default_service(web::to(|| async {
                 error(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "unknown provisioning endpoint")
             })),
@@ -272,23 +278,18 @@ async fn contacts(
     answer(state.provisioning.handler.contacts(user, login).await, |v| v)
 }
 
-async fn resolve(
+/// `resolve_identifier` and, with `open`, `create_dm`: the same lookup, then the DM portal.
+async fn lookup(
     Caller(user): Caller,
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<ProvState>,
+    open: bool,
 ) -> HttpResponse {
-    let login = query_param(&req, "login_id");
-    let result = state.provisioning.handler.resolve_identifier(user, path.into_inner(), login);
-    answer(result.await, |v| v)
-}
-
-async fn create_dm(
-    Caller(user): Caller,
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<ProvState>,
-) -> HttpResponse {
-    let login = query_param(&req, "login_id");
-    answer(state.provisioning.handler.create_dm(user, path.into_inner(), login).await, |v| v)
+    let (login, handler) = (query_param(&req, "login_id"), &state.provisioning.handler);
+    let result = match open {
+        false => handler.resolve_identifier(user, path.into_inner(), login).await,
+        true => handler.create_dm(user, path.into_inner(), login).await,
+    };
+    answer(result, |v| v)
 }
