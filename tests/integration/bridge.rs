@@ -7,7 +7,7 @@ use std::time::Duration;
 use qqbridge::account::manager::RemoveAccount;
 use serde_json::{Value, json};
 
-use crate::bridge_common::{ME, owner_and_config, start_bridge, urlencode};
+use crate::bridge_common::{ME, owner_and_config, setup, start_bridge, urlencode};
 use crate::harness::{TestEmulator, test_store};
 use crate::synapse::{call, lease};
 
@@ -21,13 +21,7 @@ async fn sent_texts(te: &TestEmulator) -> Vec<String> {
 
 #[actix::test]
 async fn test_friend_and_group_both_ways_through_synapse() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("QQBRIDGE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-    let te = TestEmulator::start().await;
-    let mut slot = lease();
-    let (owner, config) = owner_and_config(&slot).await;
+    let (te, mut slot, owner, config) = setup().await;
     let owner_id = owner.user_id.clone();
     let (store, _guard) = test_store();
     let listener = slot.listener.take().unwrap();

@@ -11,9 +11,9 @@ use qqbridge::account::state::AccountState;
 use qqbridge::config::Permission;
 use serde_json::{Value, json};
 
-use crate::bridge_common::{ME, Owner, owner_and_config, start_bridge, urlencode};
-use crate::harness::{TestEmulator, test_store};
-use crate::synapse::{call, lease, register_user};
+use crate::bridge_common::{ME, Owner, setup, start_bridge, urlencode};
+use crate::harness::test_store;
+use crate::synapse::{call, register_user};
 
 /// The emulator's captcha account (password `123456`), friend of [`ME`].
 const OTHER: u64 = 10002;
@@ -103,13 +103,7 @@ async fn is_redacted(user: &Owner, room: &str, event_id: &str) -> bool {
 
 #[actix::test]
 async fn test_logins_from_matrix_with_the_bot() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("QQBRIDGE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-    let te = TestEmulator::start().await;
-    let mut slot = lease();
-    let (owner, mut config) = owner_and_config(&slot).await;
+    let (te, mut slot, owner, mut config) = setup().await;
     let alice = user("alice").await;
     let carol = user("carol").await;
     let mallory = user("mallory").await;

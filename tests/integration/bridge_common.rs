@@ -176,6 +176,25 @@ pub fn account_owned_by(owner: &str) -> AccountConfig {
     }
 }
 
+/// Test logging at `QQBRIDGE_TEST_LOG` (default `warn`), set once per process.
+pub fn test_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("QQBRIDGE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// What most bridge tests start from: logging, an emulator, a Synapse slot and a fresh owner
+/// with the slot's config (account 10001 owned by them).
+pub async fn setup() -> (TestEmulator, crate::synapse::SynapseSlot, Owner, qqbridge::config::Config)
+{
+    test_log();
+    let te = TestEmulator::start().await;
+    let slot = crate::synapse::lease();
+    let (owner, config) = owner_and_config(&slot).await;
+    (te, slot, owner, config)
+}
+
 /// A fresh owner for `slot` and the slot's config with account 10001 owned by them.
 pub async fn owner_and_config(
     slot: &crate::synapse::SynapseSlot,

@@ -10,7 +10,7 @@ use qqbridge::emulator::world::Group;
 use qqbridge::webqq::{GroupNumber, QqNumber};
 use serde_json::{Value, json};
 
-use crate::bridge_common::{ME, Owner, owner_and_config, start_bridge, urlencode};
+use crate::bridge_common::{ME, Owner, owner_and_config, setup, start_bridge, test_log, urlencode};
 use crate::harness::{TestEmulator, test_store};
 use crate::synapse::{call, lease};
 
@@ -19,13 +19,6 @@ const BREATH: u64 = 10003;
 const BOB: u64 = 10004;
 const WANG: u64 = 10005;
 const GROUP: u64 = 346_167_134;
-
-fn log() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("QQBRIDGE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-}
 
 /// Waits until `check` answers `Some`; panics with `what` after about 30 s (the tests share
 /// one Synapse and few cores).
@@ -53,10 +46,7 @@ async fn getface_requests(te: &TestEmulator) -> u64 {
 
 #[actix::test]
 async fn test_group_portal_members_avatars_joins_and_leaves() {
-    log();
-    let te = TestEmulator::start().await;
-    let mut slot = lease();
-    let (owner, mut config) = owner_and_config(&slot).await;
+    let (te, mut slot, owner, mut config) = setup().await;
     config.bridge.initial_group_members = 2;
     let (store, _guard) = test_store();
     let side = start_bridge(&te, &config, store.clone(), slot.listener.take().unwrap()).await;
@@ -151,10 +141,7 @@ async fn test_group_portal_members_avatars_joins_and_leaves() {
 
 #[actix::test]
 async fn test_notices_in_the_management_room_and_presence() {
-    log();
-    let te = TestEmulator::start().await;
-    let mut slot = lease();
-    let (owner, mut config) = owner_and_config(&slot).await;
+    let (te, mut slot, owner, mut config) = setup().await;
     config.bridge.presence = true;
     let ghost = format!("@{}:localhost", slot.ghost_localpart(ALICE));
     let (store, _guard) = test_store();
@@ -215,10 +202,7 @@ async fn test_notices_in_the_management_room_and_presence() {
 
 #[actix::test]
 async fn test_contact_sync_creates_every_portal() {
-    log();
-    let te = TestEmulator::start().await;
-    let mut slot = lease();
-    let (owner, mut config) = owner_and_config(&slot).await;
+    let (te, mut slot, owner, mut config) = setup().await;
     config.bridge.portal_creation = PortalCreation::OnSync;
     let (store, _guard) = test_store();
     let side = start_bridge(&te, &config, store.clone(), slot.listener.take().unwrap()).await;
@@ -251,7 +235,7 @@ async fn test_contact_sync_creates_every_portal() {
 
 #[actix::test]
 async fn test_a_two_thousand_member_group_portal_is_usable_within_seconds() {
-    log();
+    test_log();
     const BIG: u64 = 900_000;
     let mut world = qqbridge::emulator::World::demo();
     let members: Vec<QqNumber> = (0..2_000).map(|i| QqNumber::new(200_000 + i)).collect();

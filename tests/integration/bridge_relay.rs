@@ -12,19 +12,12 @@ use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::bridge_common::{ME, owner_and_config, start_bridge, urlencode};
+use crate::bridge_common::{ME, setup, start_bridge, urlencode};
 use crate::harness::{TestEmulator, test_store};
-use crate::synapse::{call, lease, register_user, synapse};
+use crate::synapse::{call, register_user, synapse};
 
 const BREATH: u64 = 10003;
 const GROUP: u64 = 346_167_134;
-
-fn log() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(std::env::var("QQBRIDGE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
-        .try_init();
-}
 
 /// What account 10001 sent to the group, as text.
 async fn group_texts(te: &TestEmulator) -> Vec<String> {
@@ -49,10 +42,7 @@ async fn wait_sent(te: &TestEmulator, what: &str, accept: impl Fn(&str) -> bool)
 
 #[actix::test]
 async fn test_relay_sends_a_second_users_message_with_the_template() {
-    log();
-    let te = TestEmulator::start().await;
-    let mut slot = lease();
-    let (owner, mut config) = owner_and_config(&slot).await;
+    let (te, mut slot, owner, mut config) = setup().await;
     config.relay.enabled = true;
     // The owner is an admin (may set the relay); everyone else on the server may be relayed.
     config.bridge.permissions =
@@ -132,10 +122,7 @@ async fn test_relay_sends_a_second_users_message_with_the_template() {
 
 #[actix::test]
 async fn test_owner_message_from_another_client_is_double_puppeted() {
-    log();
-    let te = TestEmulator::start().await;
-    let mut slot = lease();
-    let (owner, mut config) = owner_and_config(&slot).await;
+    let (te, mut slot, owner, mut config) = setup().await;
     let secret = format!("as_token:{}", synapse().double_puppet_token);
     config.double_puppet.secrets.insert("localhost".into(), secret.into());
     let (store, _guard) = test_store();
@@ -224,10 +211,7 @@ async fn status_endpoint() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
 
 #[actix::test]
 async fn test_bridge_state_pushed_and_told_but_not_a_blip() {
-    log();
-    let te = TestEmulator::start().await;
-    let mut slot = lease();
-    let (owner, mut config) = owner_and_config(&slot).await;
+    let (te, mut slot, owner, mut config) = setup().await;
     let (url, pushes) = status_endpoint().await;
     config.homeserver.status_endpoint = Some(url);
     config.bridge.bridge_status_transient_hold_seconds = 3;
