@@ -80,7 +80,8 @@ scripts/synapse.sh install
 mkdir -p "$HS_DIR"
 chmod 0700 "$DEMO_DIR" # it holds the store, the registration's tokens and alice's access token
 rm -rf "$HS_DIR"/homeserver.db* "$HS_DIR"/media_store "$HS_DIR"/*.log \
-  "$DEMO_DIR"/bridge.sqlite3* "$DEMO_DIR"/registration.yaml "$DEMO_DIR"/*.log
+  "$DEMO_DIR"/bridge.sqlite3* "$DEMO_DIR"/registration.yaml "$DEMO_DIR"/*.log \
+  "$DEMO_DIR"/bot-device
 # A fresh random QQ password each run (set in the emulator once it runs): the leak check at the
 # end then looks for a value that can only come from the bridge's own handling of it.
 QQBRIDGE_DEMO_QQ_PASSWORD="qq-$(openssl rand -hex 12)"
@@ -117,6 +118,9 @@ appservice:
   registration: $DEMO_DIR/registration.yaml
 bridge:
   enabled: true
+encryption:
+  # The bot's own device (on by default): a DM from Element, encrypted, works too.
+  data_dir: $DEMO_DIR/bot-device
 YAML
 "$BIN" generate-registration -c "$DEMO_DIR/bridge.yaml" >/dev/null
 
@@ -187,8 +191,13 @@ python3 scripts/leak-check.py --emulator "$EMU_URL" --registration "$DEMO_DIR/re
   --dir "$DEMO_DIR" --metrics "http://127.0.0.1:$METRICS_PORT/metrics" \
   --allow 'bridge.sqlite3*' --allow registration.yaml --allow bridge.yaml \
   --allow emulator-ca.pem --allow 'var/demo/synapse/*' --allow emulator.log \
+  --allow "$DEMO_DIR/bot-device/*" \
   --secret "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' \
-    "$HS_DIR/register-response.json")"
+    "$HS_DIR/register-response.json")" \
+  --secret "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' \
+    "$DEMO_DIR/bot-device/device.json")" \
+  --secret "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["store_passphrase"])' \
+    "$DEMO_DIR/bot-device/device.json")"
 # ... and the check can fail: a planted psessionid-like value from the emulator must be found.
 PROBE_DIR=$(mktemp -d)
 curl -fsS "$EMU_URL/_emulator/secrets" | python3 -c 'import json,sys; print("probe", max(json.load(sys.stdin)["secrets"], key=len))' >"$PROBE_DIR/probe.log"

@@ -204,7 +204,8 @@ pub fn bridge_yaml(
          homeserver:\n  address: \"{homeserver}\"\n  domain: \"localhost\"\n\
          appservice:\n  id: \"qqbench\"\n  listen: \"127.0.0.1:{as_port}\"\n  address: \"http://127.0.0.1:{as_port}\"\n  \
          bot_localpart: \"qqbenchbot\"\n  registration: \"{}\"\n\
-         bridge:\n  enabled: true\n  username_template: \"qqb_{{qq}}\"\n",
+         bridge:\n  enabled: true\n  username_template: \"qqb_{{qq}}\"\n\
+         encryption:\n  bot_device: false\n",
         dir.join("bridge.sqlite3").display(),
         ports.metrics,
         dir.join("registration.yaml").display(),

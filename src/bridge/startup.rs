@@ -1,7 +1,8 @@
 //! Start-up of the Matrix side (MATRIX.md §3, "Start-up"): read and check the registration,
 //! start the account manager with the bridge as its event sink, serve the appservice API, wait
-//! for the homeserver, check `whoami`, register the bot and ping the appservice through the
-//! homeserver. Each failure is a [`StartupError`] that says what to fix.
+//! for the homeserver, register the bot, check `whoami`, start the bot's encryption device (when
+//! `encryption.bot_device`) and ping the appservice through the homeserver. Each failure is a
+//! [`StartupError`] that says what to fix.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -15,13 +16,16 @@ use tokio::sync::oneshot;
 use crate::account::account_actor::Credentials;
 use crate::account::manager::{AccountManager, ManagerSettings};
 use crate::bridge::actor::BridgeActor;
-use crate::bridge::commands::{CommandSettings, Commands, Permission, Permissions, Provisioner};
+use crate::bridge::commands::{
+    CommandSettings, Commands, EncryptedOut, ManagementOut, Permission, Permissions, Provisioner,
+};
 use crate::bridge::ids::GhostIds;
 use crate::bridge::intake::Intake;
 use crate::bridge::portal::{Bridge, BridgeSettings};
 use crate::bridge::state::StatusSettings;
 use crate::config::{Config, LoginMode};
 use crate::matrix::appservice::{self, AppserviceStatus, ServerSettings};
+use crate::matrix::bot::{BotClient, BotSettings};
 use crate::matrix::client::{ClientSettings, MatrixClient};
 use crate::matrix::provisioning::Provisioning;
 use crate::matrix::registration::Registration;
@@ -67,6 +71,11 @@ pub enum StartupError {
         /// What the ping said.
         source: Error,
     },
+    /// The bot's encryption device did not start.
+    #[error(
+        "the bridge bot's encryption device did not start: {0} (encryption.bot_device: false runs the bot without one)"
+    )]
+    BotDevice(String),
     /// The appservice listener could not serve.
     #[error("appservice listener: {0}")]
     Listen(std::io::Error),
@@ -80,13 +89,18 @@ pub struct MatrixSide {
     pub status: AppserviceStatus,
     /// The bridge core (relay settings, bridge state; what the bot commands act on).
     pub bridge: Arc<Bridge>,
+    /// The bot's own device client, when `encryption.bot_device`.
+    pub bot_device: Option<BotClient>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl MatrixSide {
-    /// Stops the appservice listener (in-flight transactions finish).
+    /// Stops the appservice listener (in-flight transactions finish) and the bot device's sync.
     pub async fn stop(mut self) {
+        if let Some(device) = self.bot_device.take() {
+            device.stop().await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -131,7 +145,7 @@ pub async fn start(
     connect(&matrix, &bot, &config.homeserver.address, &config.appservice.bot_localpart).await?;
 
     let bridge_settings = BridgeSettings {
-        bot,
+        bot: bot.clone(),
         ghosts,
         displayname_template: config.bridge.displayname_template.clone(),
         owners,
@@ -195,7 +209,15 @@ pub async fn start(
             "Matrix messages of the previous run queued for QQ again"
         );
     }
-    let commands = Arc::new(Commands::new(command_settings(config), Arc::new(matrix.clone())));
+    let bot_device = match config.encryption.bot_device {
+        true => Some(start_bot_device(config, &matrix, &bot).await?),
+        false => None,
+    };
+    let out: Arc<dyn ManagementOut> = match &bot_device {
+        Some(device) => Arc::new(EncryptedOut::new(matrix.clone(), device.clone())),
+        None => Arc::new(matrix.clone()),
+    };
+    let commands = Arc::new(Commands::new(command_settings(config), out));
     let restored = commands.start(&bridge).await;
     if restored > 0 {
         tracing::info!(accounts = restored, "accounts logged in from Matrix started again");
@@ -223,6 +245,7 @@ pub async fn start(
         accounts,
         status: status.clone(),
         bridge,
+        bot_device,
         stop: Some(stop),
         server: Some(server),
     };
@@ -232,6 +255,9 @@ pub async fn start(
         if let Some(stop) = side.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(device) = side.bot_device.take() {
+            device.stop().await;
+        }
         return Err(StartupError::Ping { url: config.appservice.address.clone(), source });
     }
     status.set_ready(true);
@@ -239,7 +265,8 @@ pub async fn start(
     Ok(side)
 }
 
-/// Waits for the homeserver, checks the token with `whoami` and registers the bot.
+/// Waits for the homeserver, registers the bot (a namespace user, so calls may assert it) and
+/// checks with `whoami` that the homeserver knows our token and the bot.
 async fn connect(
     matrix: &MatrixClient,
     bot: &UserId,
@@ -250,14 +277,41 @@ async fn connect(
         .wait_for_homeserver(HOMESERVER_INTERVAL, HOMESERVER_DEADLINE)
         .await
         .map_err(|source| StartupError::Unreachable { url: url.to_owned(), source })?;
-    match matrix.whoami().await {
-        Ok(me) if me == bot => {}
-        Ok(other) => {
-            return Err(StartupError::Token(format!("whoami answered {other}, not {bot}")));
+    match matrix.ensure_registered(localpart).await {
+        Ok(()) => {}
+        Err(error) if error.errcode() == Some("M_UNKNOWN_TOKEN") => {
+            return Err(StartupError::Token(error.to_string()));
         }
-        Err(error) => return Err(StartupError::Token(error.to_string())),
+        Err(error) => return Err(StartupError::Bot(error)),
     }
-    matrix.ensure_registered(localpart).await.map_err(StartupError::Bot)
+    match matrix.whoami().await {
+        Ok(me) if me == bot => Ok(()),
+        Ok(other) => Err(StartupError::Token(format!("whoami answered {other}, not {bot}"))),
+        Err(error) => Err(StartupError::Token(error.to_string())),
+    }
+}
+
+/// Starts the bot's own device client (MATRIX.md §5.3) from `encryption.data_dir`. The events
+/// its sync reports are not needed (transactions bring every event, `decrypt` reads the
+/// encrypted ones), so they are drained.
+async fn start_bot_device(
+    config: &Config,
+    matrix: &MatrixClient,
+    bot: &UserId,
+) -> Result<BotClient, StartupError> {
+    let settings = matrix.settings();
+    let bot_settings = BotSettings::new(
+        settings.homeserver.clone(),
+        bot.to_owned(),
+        settings.as_token.clone(),
+        config.encryption.data_dir.clone(),
+    );
+    let (device, mut events) = BotClient::start(bot_settings, std::future::pending())
+        .await
+        .map_err(|e| StartupError::BotDevice(e.to_string()))?;
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    tracing::info!(device = %device.device_id(), "bot encryption device ready");
+    Ok(device)
 }
 
 /// The bot's settings: prefix, permissions and each config account's credentials.

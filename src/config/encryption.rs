@@ -22,7 +22,7 @@ pub struct EncryptionConfig {
 
 impl Default for EncryptionConfig {
     fn default() -> Self {
-        Self { bot_device: false, data_dir: PathBuf::from("var/bot-device") }
+        Self { bot_device: true, data_dir: PathBuf::from("var/bot-device") }
     }
 }
 
@@ -51,16 +51,16 @@ mod tests {
     #[test]
     fn test_encryption_defaults_and_overrides() {
         let config = load("").unwrap();
-        assert!(!config.encryption.bot_device);
+        assert!(config.encryption.bot_device, "Element encrypts new DMs: on by default");
         assert_eq!(config.encryption.data_dir, PathBuf::from("var/bot-device"));
 
-        let yaml = "encryption: {bot_device: true, data_dir: /srv/qq/bot}\n";
+        let yaml = "encryption: {bot_device: false, data_dir: /srv/qq/bot}\n";
         let config = load(yaml).unwrap();
-        assert!(config.encryption.bot_device);
+        assert!(!config.encryption.bot_device);
         assert_eq!(config.encryption.data_dir, PathBuf::from("/srv/qq/bot"));
 
-        let env = [("QQBRIDGE__ENCRYPTION__BOT_DEVICE".to_owned(), "true".to_owned())];
-        assert!(Config::load_from("", env).unwrap().encryption.bot_device);
+        let env = [("QQBRIDGE__ENCRYPTION__BOT_DEVICE".to_owned(), "false".to_owned())];
+        assert!(!Config::load_from("", env).unwrap().encryption.bot_device);
     }
 
     #[test]

@@ -39,8 +39,12 @@ pub struct AppserviceConfig {
     pub listen: SocketAddr,
     /// The URL the homeserver uses to reach `listen` (the registration's `url`).
     pub address: String,
-    /// Localpart of the bridge bot (the registration's `sender_localpart`).
+    /// Localpart of the bridge bot, the user people talk to: a user of the appservice's
+    /// exclusive namespace (registered at start-up), so that it may own an encryption device.
     pub bot_localpart: String,
+    /// Localpart of the registration's `sender_localpart`: the appservice's own user, never
+    /// seen in rooms (every call asserts the bot or a ghost). Synapse refuses `/sync` for it.
+    pub sender_localpart: String,
     /// The registration file; the only place the `as_token` and `hs_token` live (mode 0600).
     pub registration: PathBuf,
     /// Ask for typing, receipts and presence (`receive_ephemeral`).
@@ -56,6 +60,7 @@ impl Default for AppserviceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 29340)),
             address: "http://127.0.0.1:29340".to_owned(),
             bot_localpart: "qqbot".to_owned(),
+            sender_localpart: "qqbridge".to_owned(),
             registration: PathBuf::from("var/registration.yaml"),
             ephemeral_events: true,
             max_body_bytes: 16 * 1024 * 1024,
@@ -249,9 +254,19 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid("appservice.id", reason));
     }
     check_http_url("appservice.address", &aps.address)?;
-    if !is_valid_localpart(&aps.bot_localpart) {
-        let reason = format!("{:?} is not a localpart: use a-z 0-9 . _ = - / +", aps.bot_localpart);
-        return Err(ConfigError::invalid("appservice.bot_localpart", reason));
+    for (key, localpart) in [
+        ("appservice.bot_localpart", &aps.bot_localpart),
+        ("appservice.sender_localpart", &aps.sender_localpart),
+    ] {
+        if !is_valid_localpart(localpart) {
+            let reason = format!("{localpart:?} is not a localpart: use a-z 0-9 . _ = - / +");
+            return Err(ConfigError::invalid(key, reason));
+        }
+    }
+    if config.encryption.bot_device && aps.sender_localpart == aps.bot_localpart {
+        let reason = "must differ from appservice.bot_localpart when encryption.bot_device is on \
+                      (Synapse refuses /sync for the appservice's sender)";
+        return Err(ConfigError::invalid("appservice.sender_localpart", reason));
     }
     if aps.registration.as_os_str().is_empty() {
         return Err(ConfigError::invalid("appservice.registration", "must not be empty"));
@@ -272,14 +287,18 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
         let reason = format!("{template:?} gives invalid localparts: use a-z 0-9 . _ = - / +");
         return Err(ConfigError::invalid(key, reason));
     }
-    let bot = aps.bot_localpart.as_str();
-    let bot_is_ghost = bot
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_suffix(suffix))
-        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
-    if bot_is_ghost {
-        let reason = format!("{bot:?} falls inside the ghost namespace of {key}");
-        return Err(ConfigError::invalid("appservice.bot_localpart", reason));
+    for (field, localpart) in [
+        ("appservice.bot_localpart", aps.bot_localpart.as_str()),
+        ("appservice.sender_localpart", aps.sender_localpart.as_str()),
+    ] {
+        let is_ghost = localpart
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(suffix))
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+        if is_ghost {
+            let reason = format!("{localpart:?} falls inside the ghost namespace of {key}");
+            return Err(ConfigError::invalid(field, reason));
+        }
     }
     if bridge.displayname_template.trim().is_empty() {
         return Err(ConfigError::invalid("bridge.displayname_template", "must not be empty"));
@@ -357,6 +376,7 @@ mod tests {
         assert_eq!(config.bridge.portal_creation, PortalCreation::OnMessage);
         assert_eq!(config.bridge.ghost_localpart(10001), "qq_10001");
         assert_eq!(config.bot_user_id(), "@qqbot:localhost");
+        assert_eq!(config.appservice.sender_localpart, "qqbridge");
     }
 
     #[test]
@@ -380,6 +400,12 @@ mod tests {
             ("homeserver: {status_endpoint: nope}", "homeserver.status_endpoint: "),
             ("appservice: {id: ''}", "appservice.id: "),
             ("appservice: {bot_localpart: Bot}", "appservice.bot_localpart: "),
+            ("appservice: {sender_localpart: 'a b'}", "appservice.sender_localpart: "),
+            ("appservice: {sender_localpart: qq_7}", "appservice.sender_localpart: \"qq_7\" falls"),
+            (
+                "appservice: {sender_localpart: qqbot}\nencryption: {bot_device: true}",
+                "appservice.sender_localpart: must differ",
+            ),
             ("appservice: {bot_localpart: qq_123}", "appservice.bot_localpart: \"qq_123\" falls"),
             ("appservice: {max_body_bytes: 10}", "appservice.max_body_bytes: 10 is out of"),
             ("bridge: {username_template: qq}", "bridge.username_template: \"qq\" must"),

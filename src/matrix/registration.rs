@@ -149,7 +149,7 @@ impl Registration {
             url: Some(config.appservice.address.clone()),
             as_token,
             hs_token,
-            sender_localpart: config.appservice.bot_localpart.clone(),
+            sender_localpart: config.appservice.sender_localpart.clone(),
             rate_limited: Some(false),
             receive_ephemeral: ephemeral,
             push_ephemeral: Some(ephemeral),
@@ -221,7 +221,7 @@ impl Registration {
             return mismatch("url", found, want);
         }
         if self.sender_localpart != expected.sender_localpart {
-            let want = format!("{:?} (appservice.bot_localpart)", expected.sender_localpart);
+            let want = format!("{:?} (appservice.sender_localpart)", expected.sender_localpart);
             return mismatch("sender_localpart", quote(&self.sender_localpart), want);
         }
         let ns = [
@@ -340,7 +340,7 @@ mod tests {
         for line in [
             "id: qqbridge",
             "url: http://127.0.0.1:29340",
-            "sender_localpart: qqbot",
+            "sender_localpart: qqbridge",
             "rate_limited: false",
             "receive_ephemeral: true",
             "de.sorunome.msc2409.push_ephemeral: true",
@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(theirs.url, reg.url);
         assert_eq!(&theirs.as_token, reg.as_token.expose());
         assert_eq!(&theirs.hs_token, reg.hs_token.expose());
-        assert_eq!(theirs.sender_localpart, "qqbot");
+        assert_eq!(theirs.sender_localpart, "qqbridge");
         assert_eq!(theirs.rate_limited, Some(false));
         assert!(!theirs.receive_ephemeral);
         let users: Vec<_> =
@@ -401,7 +401,8 @@ mod tests {
         for (yaml, field) in [
             ("appservice: {id: other}", "registration id is \"qqbridge\""),
             ("appservice: {address: 'http://10.0.0.1:1'}", "registration url is"),
-            ("appservice: {bot_localpart: bot}", "registration sender_localpart is \"qqbot\""),
+            ("appservice: {sender_localpart: as}", "registration sender_localpart is \"qqbridge\""),
+            ("appservice: {bot_localpart: bot}", "registration namespaces.users is"),
             ("homeserver: {domain: example.org}", "registration namespaces.users is"),
             ("bridge: {username_template: 'qqx_{qq}'}", "registration namespaces.users is"),
             ("appservice: {ephemeral_events: false}", "registration receive_ephemeral is true"),

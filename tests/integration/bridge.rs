@@ -7,7 +7,7 @@ use std::time::Duration;
 use qqbridge::account::manager::RemoveAccount;
 use serde_json::{Value, json};
 
-use crate::bridge_common::{ME, owner_and_config, setup, start_bridge, urlencode};
+use crate::bridge_common::{ME, owner_and_config, setup, space_of, start_bridge, urlencode};
 use crate::harness::{TestEmulator, test_store};
 use crate::synapse::{call, lease};
 
@@ -51,15 +51,7 @@ async fn test_friend_and_group_both_ways_through_synapse() {
     }
 
     // The account has a space holding its portals, the owner invited to it.
-    let mut space = None;
-    for room in owner.join_invites().await {
-        let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.create/", urlencode(&room));
-        let (_, create) = call("GET", &path, Some(&owner.token), None).await;
-        if create["type"] == "m.space" {
-            space = Some(room);
-        }
-    }
-    let space = space.expect("a space for the account");
+    let space = space_of(&owner).await.expect("a space for the account");
     let path = format!(
         "/_matrix/client/v3/rooms/{}/state/m.space.child/{}",
         urlencode(&space),

@@ -11,7 +11,9 @@ use qqbridge::account::state::AccountState;
 use qqbridge::config::Permission;
 use serde_json::{Value, json};
 
-use crate::bridge_common::{ME, Owner, setup, start_bridge, urlencode};
+use crate::bridge_common::{
+    ME, Owner, dm_with_bot, events, setup, start_bridge, urlencode, wait_state, wait_text,
+};
 use crate::harness::test_store;
 use crate::synapse::{call, register_user};
 
@@ -22,42 +24,6 @@ const OTHER: u64 = 10002;
 async fn user(name: &str) -> Owner {
     let (user_id, token) = register_user(&format!("{name}{}", rand::random::<u32>())).await;
     Owner { user_id, token, since: Default::default() }
-}
-
-/// `user` opens a DM with the bot (trusted private chat: the bot gets the power to redact).
-async fn dm_with_bot(user: &Owner, bot: &str) -> String {
-    let body = json!({"is_direct": true, "invite": [bot], "preset": "trusted_private_chat"});
-    let (status, answer) =
-        call("POST", "/_matrix/client/v3/createRoom", Some(&user.token), Some(body)).await;
-    assert_eq!(status, 200, "{answer}");
-    answer["room_id"].as_str().unwrap().to_owned()
-}
-
-/// Every event of `room` (newest 100), oldest first.
-async fn events(user: &Owner, room: &str) -> Vec<Value> {
-    let path = format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", urlencode(room));
-    let (status, body) = call("GET", &path, Some(&user.token), None).await;
-    assert_eq!(status, 200, "{body}");
-    let mut events = body["chunk"].as_array().cloned().unwrap_or_default();
-    events.reverse();
-    events
-}
-
-/// Waits until `room` has a message whose body contains `text`; answers it.
-async fn wait_text(user: &Owner, room: &str, text: &str) -> Value {
-    for _ in 0..200 {
-        if let Some(event) = events(user, room)
-            .await
-            .into_iter()
-            .find(|e| e["content"]["body"].as_str().is_some_and(|b| b.contains(text)))
-        {
-            return event;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let bodies: Vec<Value> =
-        events(user, room).await.iter().map(|e| e["content"]["body"].clone()).collect();
-    panic!("{room} never got {text:?}; it has {bodies:?}");
 }
 
 /// Waits until `room` has `n` m.image events; answers them.
@@ -74,23 +40,6 @@ async fn wait_images(user: &Owner, room: &str, n: usize) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{room} never got {n} images");
-}
-
-/// Waits until the manager reports `account` in `state`.
-async fn wait_state(
-    accounts: &actix::Addr<qqbridge::account::manager::AccountManager>,
-    account: &str,
-    state: AccountState,
-) {
-    for _ in 0..300 {
-        let states = accounts.send(GetStates).await.unwrap();
-        if states.iter().any(|(id, s, _)| id == account && *s == state) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let states = accounts.send(GetStates).await.unwrap();
-    panic!("{account} never reached {state:?}: {states:?}");
 }
 
 /// Whether the redacted event `event_id` of `room` has lost its content.

@@ -241,6 +241,71 @@ pub async fn start_bridge(
     panic!("account 10001 never connected");
 }
 
+/// `user` opens a DM with the bot (trusted private chat: the bot gets the power to redact).
+pub async fn dm_with_bot(user: &Owner, bot: &str) -> String {
+    let body = json!({"is_direct": true, "invite": [bot], "preset": "trusted_private_chat"});
+    let (status, answer) =
+        call("POST", "/_matrix/client/v3/createRoom", Some(&user.token), Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["room_id"].as_str().unwrap().to_owned()
+}
+
+/// Every event of `room` (newest 100), oldest first.
+pub async fn events(user: &Owner, room: &str) -> Vec<Value> {
+    let path = format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", urlencode(room));
+    let (status, body) = call("GET", &path, Some(&user.token), None).await;
+    assert_eq!(status, 200, "{body}");
+    let mut events = body["chunk"].as_array().cloned().unwrap_or_default();
+    events.reverse();
+    events
+}
+
+/// Waits until `room` has a message whose body contains `text`; answers it.
+pub async fn wait_text(user: &Owner, room: &str, text: &str) -> Value {
+    for _ in 0..200 {
+        if let Some(event) = events(user, room)
+            .await
+            .into_iter()
+            .find(|e| e["content"]["body"].as_str().is_some_and(|b| b.contains(text)))
+        {
+            return event;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bodies: Vec<Value> =
+        events(user, room).await.iter().map(|e| e["content"]["body"].clone()).collect();
+    panic!("{room} never got {text:?}; it has {bodies:?}");
+}
+
+/// The account space among `user`'s rooms (joining their invites first), if any.
+pub async fn space_of(user: &Owner) -> Option<String> {
+    for room in user.join_invites().await {
+        let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.create/", urlencode(&room));
+        let (_, create) = call("GET", &path, Some(&user.token), None).await;
+        if create["type"] == "m.space" {
+            return Some(room);
+        }
+    }
+    None
+}
+
+/// Waits until the manager reports `account` in `state`.
+pub async fn wait_state(
+    accounts: &actix::Addr<qqbridge::account::manager::AccountManager>,
+    account: &str,
+    state: AccountState,
+) {
+    for _ in 0..300 {
+        let states = accounts.send(GetStates).await.unwrap();
+        if states.iter().any(|(id, s, _)| id == account && *s == state) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let states = accounts.send(GetStates).await.unwrap();
+    panic!("{account} never reached {state:?}: {states:?}");
+}
+
 /// Uploads a 1×1 PNG as `token`'s user; answers its mxc URI.
 pub async fn upload_png(token: &str) -> String {
     const PNG: &str = "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000000000500010d0a2db40000000049454e44ae426082";

@@ -13,6 +13,7 @@ mod bad_input;
 mod bridge;
 mod bridge_commands;
 mod bridge_common;
+mod bridge_e2ee;
 mod bridge_members;
 mod bridge_outbound;
 mod bridge_provisioning;

@@ -154,6 +154,11 @@ fn start() -> Result<Synapse, String> {
         config.appservice.listen = listen_addr;
         config.appservice.address = format!("http://{listen_addr}");
         config.appservice.bot_localpart = format!("qqbot{index}");
+        config.appservice.sender_localpart = format!("qqas{index}");
+        // Most tests need no encryption device: the ones that do turn it on with a data_dir
+        // of their own.
+        config.encryption.bot_device = false;
+        config.encryption.data_dir = dir.join(format!("bot-device-{index}"));
         config.appservice.registration = dir.join(format!("registration-{index}.yaml"));
         config.bridge.username_template = format!("qqt{index}_{{qq}}");
         config.bridge.enabled = true;
@@ -288,12 +293,13 @@ fn http_client() -> reqwest::Client {
 }
 
 #[tokio::test]
-async fn test_as_token_whoami_is_the_bot() {
+async fn test_as_token_whoami_is_the_sender() {
     let slot = lease();
     let (status, body) =
         call("GET", "/_matrix/client/v3/account/whoami", Some(slot.as_token()), None).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["user_id"], slot.config.bot_user_id());
+    // The registration's sender, not the bot: the bridge asserts the bot on its calls.
+    assert_eq!(body["user_id"], format!("@qqas{}:{DOMAIN}", slot.index));
     assert_eq!(slot.config.bot_user_id(), format!("@qqbot{}:{DOMAIN}", slot.index));
     // The file Synapse loaded agrees with the slot's config (what the bridge checks at start).
     Registration::read(&slot.config.appservice.registration)

@@ -18,6 +18,7 @@ use crate::account::manager::LoginPrompt;
 use crate::bridge::portal::Bridge;
 
 mod contacts;
+mod encrypted;
 pub mod login;
 pub mod out;
 pub mod parse;
@@ -28,7 +29,7 @@ mod relay;
 mod run;
 
 pub use login::bot_account_qq;
-pub use out::{ManagementOut, png_size};
+pub use out::{EncryptedOut, ManagementOut, png_size};
 pub use permission::{Permission, Permissions};
 pub use provision::Provisioner;
 

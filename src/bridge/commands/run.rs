@@ -26,11 +26,11 @@ const GREETING: &str = "Hello, I am the QQ bridge bot. This is your management r
 /// Said to blocked users, once per command.
 const BLOCKED: &str = "You are not allowed to use this bridge (bridge.permissions).";
 /// One message addressed to the bot, read from the event.
-struct Message {
-    sender: OwnedUserId,
-    room: OwnedRoomId,
-    event_id: OwnedEventId,
-    body: String,
+pub(super) struct Message {
+    pub(super) sender: OwnedUserId,
+    pub(super) room: OwnedRoomId,
+    pub(super) event_id: OwnedEventId,
+    pub(super) body: String,
 }
 
 impl Commands {
@@ -72,6 +72,11 @@ impl Commands {
                 let message = Message { sender, room, event_id, body: body.to_owned() };
                 self.message(bridge, message, in_portal).await;
             }
+            // In a portal, the bridge refuses encrypted messages itself (`to_qq.rs`).
+            "m.room.encrypted" if !in_portal => {
+                let message = Message { sender, room, event_id, body: String::new() };
+                self.encrypted(bridge, raw, message).await;
+            }
             _ => {}
         }
     }
@@ -99,7 +104,12 @@ impl Commands {
     }
 
     /// A message in a room the bot reads.
-    async fn message(self: &Arc<Self>, bridge: &Arc<Bridge>, message: Message, in_portal: bool) {
+    pub(super) async fn message(
+        self: &Arc<Self>,
+        bridge: &Arc<Bridge>,
+        message: Message,
+        in_portal: bool,
+    ) {
         let management = !in_portal
             && bridge.management_room_of(&message.sender).await.as_deref() == Some(&*message.room);
         if management {

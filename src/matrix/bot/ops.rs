@@ -97,27 +97,30 @@ impl BotClient {
         Ok(sent.response.event_id)
     }
 
-    /// Uploads `png` and sends it as an `m.image` (with `info.mimetype`, `w`, `h`, `size`) to
-    /// `room_id`; in an encrypted room the file is encrypted too (`file` instead of `url`).
-    /// Returns the event id. Network IO.
+    /// Uploads `bytes` (of type `mimetype`) and sends them as an `m.image` (with
+    /// `info.mimetype`, `size` and, when known, `w` and `h`) to `room_id`; in an encrypted room
+    /// the file is encrypted too (`file` instead of `url`). Returns the event id. Network IO.
     pub async fn send_image(
         &self,
         room_id: &RoomId,
-        png: &[u8],
+        bytes: &[u8],
         filename: &str,
-        width: u32,
-        height: u32,
+        mimetype: &str,
+        size: Option<(u32, u32)>,
     ) -> Result<OwnedEventId, BotError> {
         let room = self.room(room_id).await?;
+        let mime: mime::Mime = mimetype
+            .parse()
+            .map_err(|_| BotError::Settings(format!("{mimetype:?} is not a media type")))?;
         let info = BaseImageInfo {
-            width: Some(UInt::from(width)),
-            height: Some(UInt::from(height)),
-            size: UInt::try_from(png.len()).ok(),
+            width: size.map(|(w, _)| UInt::from(w)),
+            height: size.map(|(_, h)| UInt::from(h)),
+            size: UInt::try_from(bytes.len()).ok(),
             ..BaseImageInfo::default()
         };
         let config = AttachmentConfig::new().info(AttachmentInfo::Image(info));
         let response = room
-            .send_attachment(filename, &mime::IMAGE_PNG, png.to_vec(), config)
+            .send_attachment(filename, &mime, bytes.to_vec(), config)
             .await
             .map_err(|e| BotError::sdk("send image", &e))?;
         Ok(response.event_id)

@@ -60,7 +60,7 @@ impl MatrixClient {
         let once = self.with_retry(RetryPolicy { max_attempts: 1, ..self.retry });
         loop {
             let request = get_supported_versions::Request::new();
-            match once.send(MatrixEndpoint::Other, request, None).await {
+            match once.send_unasserted(MatrixEndpoint::Other, request).await {
                 Ok(answer) => return Ok(answer),
                 Err(last) if started.elapsed().saturating_add(interval) > deadline => {
                     return Err(Error::Unreachable { last: Box::new(last) });
@@ -87,7 +87,7 @@ impl MatrixClient {
         request.login_type = Some(LoginType::ApplicationService);
         // Required on OAuth-only servers since v1.17; we never need the token (MATRIX.md §3).
         request.inhibit_login = true;
-        match self.send(MatrixEndpoint::Register, request, None).await {
+        match self.send_unasserted(MatrixEndpoint::Register, request).await {
             Ok(_) => Ok(()),
             Err(e) if e.errcode() == Some("M_USER_IN_USE") => Ok(()),
             Err(e) => Err(e),

@@ -107,7 +107,9 @@ pub struct ClientSettings {
     pub server_name: OwnedServerName,
     /// The registration's `as_token`, sent as `Authorization: Bearer` on every call.
     pub as_token: Token,
-    /// The bot (`@<sender_localpart>:<server_name>`): calls without `as_user` act as it.
+    /// The bot (`@<bot_localpart>:<server_name>`): calls without `as_user` assert it
+    /// (`?user_id=`), except registration, which acts as the appservice itself. The bot is a
+    /// namespace user, not the registration's sender, so that it may own an encryption device.
     pub bot: OwnedUserId,
     /// The registration's `id`, for the appservice ping.
     pub appservice_id: String,
@@ -243,10 +245,27 @@ impl MatrixClient {
         R::PathBuilder: PathInput,
         for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
     {
-        self.send_with(endpoint, request, as_user, &self.versions, MAX_ANSWER_BYTES).await
+        let as_user = as_user.unwrap_or(&self.settings.bot);
+        self.send_with(endpoint, request, Some(as_user), &self.versions, MAX_ANSWER_BYTES).await
     }
 
-    /// [`MatrixClient::send`] with an explicit version set and answer-size cap.
+    /// [`MatrixClient::send`] as the appservice itself (no `?user_id=`): for what must work
+    /// before the bot exists (the versions probe, registration).
+    async fn send_unasserted<R>(
+        &self,
+        endpoint: MatrixEndpoint,
+        request: R,
+    ) -> Result<R::IncomingResponse, Error>
+    where
+        R: OutgoingRequest,
+        R::PathBuilder: PathInput,
+        for<'a> R::Authentication: AuthScheme<Input<'a> = SendAccessToken<'a>>,
+    {
+        self.send_with(endpoint, request, None, &self.versions, MAX_ANSWER_BYTES).await
+    }
+
+    /// [`MatrixClient::send`] with an explicit version set and answer-size cap; `as_user` is
+    /// asserted as given (`None`: the appservice's sender).
     async fn send_with<R>(
         &self,
         endpoint: MatrixEndpoint,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::deserialized_responses::TimelineEventKind;
+use matrix_sdk::room::MessagesOptions;
 use matrix_sdk::{Client, Room};
 use qqbridge::matrix::Token;
 use qqbridge::matrix::bot::{BotClient, BotEvent, BotMessage, BotSettings, DEVICE_FILE};
@@ -25,7 +26,7 @@ use super::{Bridge, WAIT, enc, unique};
 use crate::synapse::{DOMAIN, PASSWORD, SynapseSlot, call, register_user, synapse};
 
 /// A 2×1 PNG (red, blue), enough for the homeserver and clients to accept as an image.
-fn tiny_png() -> Vec<u8> {
+pub fn tiny_png() -> Vec<u8> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, 2, 1);
     encoder.set_color(png::ColorType::Rgb);
@@ -109,15 +110,16 @@ async fn next_message(events: &mut mpsc::Receiver<BotEvent>, body: &str) -> BotM
 }
 
 /// A human with a matrix-sdk client that syncs in the background.
-struct E2eeHuman {
-    client: Client,
-    user_id: OwnedUserId,
-    token: String,
+pub struct E2eeHuman {
+    pub client: Client,
+    pub user_id: OwnedUserId,
+    /// A token of another device of the same user (plain HTTP calls).
+    pub token: String,
     sync: tokio::task::JoinHandle<()>,
 }
 
 impl E2eeHuman {
-    async fn new(name: &str) -> E2eeHuman {
+    pub async fn new(name: &str) -> E2eeHuman {
         let localpart = unique(name);
         let (user_id, token) = register_user(&localpart).await;
         let client = Client::builder().homeserver_url(&synapse().base_url).build().await.unwrap();
@@ -131,7 +133,7 @@ impl E2eeHuman {
     }
 
     /// The room as this human's client knows it, once `other` has joined.
-    async fn joined_room(&self, room_id: &RoomId, other: &UserId) -> Room {
+    pub async fn joined_room(&self, room_id: &RoomId, other: &UserId) -> Room {
         tokio::time::timeout(WAIT, async {
             loop {
                 if let Some(room) = self.client.get_room(room_id)
@@ -147,17 +149,46 @@ impl E2eeHuman {
         .expect("the bot never joined in the human's view")
     }
 
-    async fn send(&self, room: &Room, body: &str) -> OwnedEventId {
+    pub async fn send(&self, room: &Room, body: &str) -> OwnedEventId {
         room.send(RoomMessageEventContent::text_plain(body)).await.unwrap().response.event_id
     }
 
     /// The event as the homeserver stores it (what travels on the wire).
-    async fn wire_event(&self, room_id: &RoomId, event_id: &str) -> Value {
+    pub async fn wire_event(&self, room_id: &RoomId, event_id: &str) -> Value {
         let path =
             format!("/_matrix/client/v3/rooms/{}/event/{}", enc(room_id.as_str()), enc(event_id));
         let (status, body) = call("GET", &path, Some(&self.token), None).await;
         assert_eq!(status, 200, "{body}");
         body
+    }
+
+    /// The newest decrypted `m.room.message` of `room` (among the last 50 events) whose JSON
+    /// `accept` takes, waiting up to [`WAIT`] for it; `what` names it in the failure.
+    pub async fn wait_decrypted(
+        &self,
+        room: &Room,
+        what: &str,
+        accept: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let mut options = MessagesOptions::backward();
+                options.limit = 50u32.into();
+                let page = room.messages(options).await.unwrap();
+                for event in page.chunk {
+                    if event.encryption_info().is_none() {
+                        continue;
+                    }
+                    let json: Value = serde_json::from_str(event.raw().json().get()).unwrap();
+                    if json["type"] == "m.room.message" && accept(&json) {
+                        return json;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("{} never got a decrypted {what}", room.room_id()))
     }
 
     /// The event decrypted by this human's client, waiting for the room key to arrive.
@@ -240,7 +271,7 @@ async fn test_bot_reads_and_answers_in_an_encrypted_dm_and_keeps_its_device() {
     // The bot answers with a notice and an image; the human decrypts both.
     let pong = bot.send_text(&room_id, "pong", Some("<b>pong</b>"), true).await.unwrap();
     let png = tiny_png();
-    let image = bot.send_image(&room_id, &png, "qr.png", 2, 1).await.unwrap();
+    let image = bot.send_image(&room_id, &png, "qr.png", "image/png", Some((2, 1))).await.unwrap();
     for event_id in [&pong, &image] {
         let wire = human.wire_event(&room_id, event_id.as_str()).await;
         assert_eq!(wire["type"], "m.room.encrypted", "{wire}");
@@ -369,7 +400,9 @@ async fn test_bot_logs_in_again_when_its_token_is_revoked() {
     bot.stop().await;
 
     // The appservice's sender gets a device but no /sync from Synapse: a clear error at start.
-    let sender = UserId::parse(slot.config.bot_user_id()).unwrap();
+    register_as(slot, &slot.config.appservice.sender_localpart).await;
+    let sender =
+        UserId::parse(format!("@{}:{DOMAIN}", slot.config.appservice.sender_localpart)).unwrap();
     let sender_dir = dir.path().join("sender");
     let err = BotClient::start(settings_for(slot, &sender_dir, sender), std::future::pending())
         .await

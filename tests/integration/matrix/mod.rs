@@ -2,7 +2,7 @@
 //! slot's listener, our `MatrixClient` as the slot's bot and ghosts, and a human user who checks
 //! through the plain Client-Server API what a Matrix client would see.
 
-mod bot;
+pub mod bot;
 mod inbound;
 mod outbound;
 
@@ -194,6 +194,12 @@ impl Bridge {
     /// Synapse's recoverer, see `test_ping_makes_synapse_retry_at_once`).
     pub async fn start() -> Bridge {
         let bridge = Bridge::serve().await;
+        // Calls without a ghost assert the bot, which must exist (start-up registers it too).
+        bridge
+            .client
+            .ensure_registered(&bridge.slot.config.appservice.bot_localpart)
+            .await
+            .unwrap();
         bridge.client.appservice_ping(&TransactionId::new()).await.unwrap();
         bridge
     }

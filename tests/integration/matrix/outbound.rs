@@ -46,9 +46,11 @@ async fn test_startup_sequence_against_synapse() {
     let versions =
         client.wait_for_homeserver(Duration::from_millis(200), Duration::from_secs(30)).await;
     assert!(versions.unwrap().versions.iter().any(|v| v == "v1.12"), "Synapse lacks v1.12");
-    assert_eq!(client.whoami().await.unwrap(), bridge.bot());
-    // Synapse creates the sender_localpart user itself: this is the M_USER_IN_USE path.
+    // The bot is a namespace user: registered first (a second time is M_USER_IN_USE), then
+    // every call without a ghost asserts it, whoami included.
     client.ensure_registered(&bridge.slot.config.appservice.bot_localpart).await.unwrap();
+    client.ensure_registered(&bridge.slot.config.appservice.bot_localpart).await.unwrap();
+    assert_eq!(client.whoami().await.unwrap(), bridge.bot());
 
     let ping = TransactionId::new();
     assert!(!bridge.status.ping_received(ping.as_str()));
@@ -71,6 +73,7 @@ async fn test_startup_sequence_against_synapse() {
     let mut dark = synapse::lease();
     drop(dark.listener.take());
     let dark_client = super::client_for(&dark, Metrics::try_new().unwrap());
+    dark_client.ensure_registered(&dark.config.appservice.bot_localpart).await.unwrap();
     let err = dark_client.appservice_ping(&TransactionId::new()).await.unwrap_err();
     assert_eq!(err.status(), Some(502), "{err}");
     assert_eq!(err.errcode(), Some("M_CONNECTION_FAILED"), "{err}");
