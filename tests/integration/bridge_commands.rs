@@ -216,3 +216,109 @@ async fn test_logins_from_matrix_with_the_bot() {
     wait_state(&side.accounts, &account, AccountState::Connected).await;
     side.stop().await;
 }
+
+/// The demo world's group, with 10001 and 10003 in it.
+const GROUP: u64 = 346_167_134;
+
+/// `user` creates a plain (not direct) room with the bot invited as an admin; answers it once
+/// the bot has joined.
+async fn plain_room_with_bot(user: &Owner, bot: &str) -> String {
+    let body = json!({
+        "preset": "private_chat",
+        "invite": [bot],
+        // The creator is the room's admin by itself (room version 12).
+        "power_level_content_override": {"users": {bot: 100}},
+    });
+    let (status, answer) =
+        call("POST", "/_matrix/client/v3/createRoom", Some(&user.token), Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let room = answer["room_id"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        if user.joined_members(&room).await.iter().any(|m| m == bot) {
+            return room;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bot never joined {room}");
+}
+
+#[actix::test]
+async fn test_bridge_and_unbridge_an_existing_room() {
+    let (te, mut slot, owner, mut config) = setup().await;
+    let bob = user("bob").await;
+    config.relay.enabled = true;
+    config.bridge.permissions = BTreeMap::from([
+        ("localhost".to_owned(), Permission::User),
+        (owner.user_id.clone(), Permission::Admin),
+    ]);
+    let bot = config.bot_user_id();
+    let (store, _guard) = test_store();
+    let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
+    let room = plain_room_with_bot(&owner, &bot).await;
+
+    // Refusals: a group the account is not in; in the management room; a non-admin.
+    owner.send(&room, "!qq bridge 999999").await;
+    wait_text(&owner, &room, "QQ account me is not a member of group 999999").await;
+    let dm = dm_with_bot(&owner, &bot).await;
+    wait_text(&owner, &dm, "send `help`").await;
+    owner.send(&dm, &format!("bridge {GROUP}")).await;
+    wait_text(&owner, &dm, "not in your direct chat with me").await;
+    let bob_room = plain_room_with_bot(&bob, &bot).await;
+    bob.send(&bob_room, &format!("!qq bridge {GROUP}")).await;
+    wait_text(&bob, &bob_room, "needs the Admin permission").await;
+
+    // Bridged: the bridge info is set, the members' ghosts join, QQ messages arrive here.
+    owner.send(&room, &format!("!qq bridge {GROUP}")).await;
+    wait_text(&owner, &room, &format!("is now the portal of QQ group {GROUP}")).await;
+    let key = format!("org.qqbridge://qq/group/{GROUP}");
+    let info = owner.state(&room, "m.bridge", &key).await.expect("m.bridge state");
+    assert_eq!(info["channel"]["id"], GROUP.to_string(), "{info}");
+    assert_eq!(info["creator"], owner.user_id.as_str(), "{info}");
+    let ghost = format!("@{}:localhost", slot.ghost_localpart(10003));
+    for _ in 0..100 {
+        if owner.joined_members(&room).await.contains(&ghost) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(owner.joined_members(&room).await.contains(&ghost), "member ghosts joined");
+    te.post_message(ME, "group", 10003, "after bridging", json!({"group": GROUP})).await;
+    let (arrived, _) = owner.wait_for("after bridging").await;
+    assert_eq!(arrived, room);
+    owner.send(&room, "!qq set-relay").await;
+    wait_text(&owner, &room, "Relay on").await;
+
+    // The group has its portal now: a second room is refused and told where it is.
+    let second = plain_room_with_bot(&owner, &bot).await;
+    owner.send(&second, &format!("!qq bridge {GROUP}")).await;
+    wait_text(&owner, &second, &format!("already bridged to {room}; run `unbridge` there")).await;
+
+    // Unbridge: refused to a plain user, done for the owner.
+    let invite = format!("/_matrix/client/v3/rooms/{}/invite", urlencode(&room));
+    let (status, body) =
+        call("POST", &invite, Some(&owner.token), Some(json!({"user_id": bob.user_id}))).await;
+    assert_eq!(status, 200, "{body}");
+    let join = format!("/_matrix/client/v3/rooms/{}/join", urlencode(&room));
+    let (status, body) = call("POST", &join, Some(&bob.token), Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    bob.send(&room, "!qq unbridge").await;
+    wait_text(&owner, &room, "Only this portal's owner or a bridge admin").await;
+    owner.send(&room, "!qq unbridge").await;
+    wait_text(&owner, &room, "no longer bridged").await;
+    let cleared = owner.state(&room, "m.bridge", &key).await;
+    assert!(
+        cleared.as_ref().is_none_or(|c| c.as_object().is_some_and(|o| o.is_empty())),
+        "{cleared:?}"
+    );
+    assert!(!owner.joined_members(&room).await.contains(&ghost), "ghosts left");
+    let room_id = ruma::RoomId::parse(room.as_str()).unwrap();
+    assert!(side.bridge.store().portal_by_room(&room_id).unwrap().is_none());
+    let relay = side.bridge.store().relay_of(&format!("group:{GROUP}")).unwrap();
+    assert!(relay.is_none(), "{relay:?}");
+
+    // A later QQ message of the group opens a new portal.
+    te.post_message(ME, "group", 10003, "after unbridging", json!({"group": GROUP})).await;
+    let (fresh, _) = owner.wait_for("after unbridging").await;
+    assert_ne!(fresh, room);
+    side.stop().await;
+}

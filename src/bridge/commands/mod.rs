@@ -17,6 +17,7 @@ use crate::account::account_actor::Credentials;
 use crate::account::manager::LoginPrompt;
 use crate::bridge::portal::Bridge;
 
+mod bridging;
 mod contacts;
 pub mod login;
 pub mod out;

@@ -88,8 +88,7 @@ impl Commands {
             return;
         }
         if !direct {
-            // Bridging an existing room is `bridge <group>` (not available yet); a plain room
-            // only hears prefixed commands.
+            // A plain room only hears prefixed commands (`bridge <group>` makes it a portal).
             return;
         }
         if let Err(error) = bridge.set_management_room(sender, room).await {
@@ -251,9 +250,10 @@ impl Commands {
             },
             Command::SetRelay(qq) => self.set_relay(bridge, user, room, qq).await,
             Command::UnsetRelay => self.unset_relay(bridge, room).await,
-            Command::Bridge(_) | Command::Unbridge => {
-                "This command is not available yet.".to_owned()
+            Command::Bridge(group) => {
+                self.bridge_group(bridge, user, room, group, management).await
             }
+            Command::Unbridge => self.unbridge(bridge, user, room).await,
         }
     }
 
