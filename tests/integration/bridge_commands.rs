@@ -163,9 +163,15 @@ async fn test_logins_from_matrix_with_the_bot() {
     te.post_message(OTHER, "friend", ME, "hello qr login", json!({})).await;
     alice.wait_for("hello qr login").await;
 
-    // Logout: the account stops; its stored login is gone.
+    // Logout: QQ ends the session (the emulator saw logout2); the account stops; its stored
+    // login is gone.
+    assert!(te.control_get("state").await["online"].as_array().unwrap().contains(&json!(OTHER)));
     alice.send(&dm, "logout").await;
     wait_text(&alice, &dm, "Logged out:").await;
+    wait_text(&alice, &dm, "(QQ ended its session)").await;
+    let state = te.control_get("state").await;
+    assert!(state["counters"]["logout2"]["requests"].as_u64().unwrap() >= 1, "{state}");
+    assert!(!state["online"].as_array().unwrap().contains(&json!(OTHER)), "{state}");
     let states = side.accounts.send(GetStates).await.unwrap();
     assert!(!states.iter().any(|(id, _, _)| *id == account), "{states:?}");
 
