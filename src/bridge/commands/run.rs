@@ -409,6 +409,7 @@ impl Commands {
             Ok(None) => "it was not running".to_owned(),
             Err(_) => "the account manager stopped".to_owned(),
         };
+        bridge.forget_account_state(account).await;
         let id = account.to_owned();
         let removed = bridge
             .store()

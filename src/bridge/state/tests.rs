@@ -28,6 +28,9 @@ fn run(notices: BridgeStatusNotices, steps: &[Step]) -> Vec<String> {
             rendered.push(match output {
                 Output::Push(s) => format!("{t} push {}", s.state_event.as_str()),
                 Output::Notice(s) => format!("{t} notice {}", s.state_event.as_str()),
+                Output::PushGlobal(g) => {
+                    format!("{t} global {}", g.bridge_state.state_event.as_str())
+                }
             });
         }
     }
