@@ -299,6 +299,26 @@ async fn test_bridge_and_unbridge_an_existing_room() {
     owner.send(&second, &format!("!qq bridge {GROUP}")).await;
     wait_text(&owner, &second, &format!("already bridged to {room}; run `unbridge` there")).await;
 
+    // A relay must be in the group: a portal of a group account 10001 is not in (as after it
+    // left the group) refuses `set-relay`.
+    side.bridge
+        .store()
+        .upsert_portal(&qqbridge::store::Portal {
+            portal_key: "group:999999".into(),
+            kind: "group".into(),
+            account_id: Some("me".into()),
+            remote_id: "999999".into(),
+            room_id: Some(ruma::RoomId::parse(second.as_str()).unwrap()),
+            name: None,
+            topic: None,
+            avatar_url: None,
+            encrypted: false,
+            created_at: 0,
+        })
+        .unwrap();
+    owner.send(&second, "!qq set-relay").await;
+    wait_text(&owner, &second, &format!("QQ {ME} (me) is not a member of group 999999")).await;
+
     // Unbridge: refused to a plain user, done for the owner.
     let invite = format!("/_matrix/client/v3/rooms/{}/invite", urlencode(&room));
     let (status, body) =
