@@ -277,9 +277,10 @@ impl Bridge {
         self.states.global()
     }
 
-    /// Every account's latest bridge state as JSON (`GET …/com.qqbridge/bridge_state`).
+    /// Every account's latest bridge state, and the last global state pushed (`null` before
+    /// the first), as JSON (`GET …/com.qqbridge/bridge_state`).
     pub fn bridge_states_json(&self) -> serde_json::Value {
-        serde_json::json!({ "states": self.states.current() })
+        serde_json::json!({ "states": self.states.current(), "global": self.states.global() })
     }
 
     /// Makes the hub tell states in the management rooms through this bridge (weakly held).
