@@ -262,13 +262,23 @@ async fn test_bridge_and_unbridge_an_existing_room() {
     let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
     let room = plain_room_with_bot(&owner, &bot).await;
 
-    // Refusals: a group the account is not in; in the management room; a non-admin.
+    // Refusals: a group the account is not in; in the management room; in an encrypted room;
+    // a non-admin.
     owner.send(&room, "!qq bridge 999999").await;
     wait_text(&owner, &room, "QQ account me is not a member of group 999999").await;
     let dm = dm_with_bot(&owner, &bot).await;
     wait_text(&owner, &dm, "send `help`").await;
     owner.send(&dm, &format!("bridge {GROUP}")).await;
     wait_text(&owner, &dm, "not in your direct chat with me").await;
+    let secret_room = plain_room_with_bot(&owner, &bot).await;
+    let path =
+        format!("/_matrix/client/v3/rooms/{}/state/m.room.encryption/", urlencode(&secret_room));
+    let encryption = json!({"algorithm": "m.megolm.v1.aes-sha2"});
+    let (status, body) = call("PUT", &path, Some(&owner.token), Some(encryption)).await;
+    assert_eq!(status, 200, "{body}");
+    owner.send(&secret_room, &format!("!qq bridge {GROUP}")).await;
+    // The command itself is sent in the clear (the client API allows it): refused.
+    wait_text(&owner, &secret_room, "this room is encrypted").await;
     let bob_room = plain_room_with_bot(&bob, &bot).await;
     bob.send(&bob_room, &format!("!qq bridge {GROUP}")).await;
     wait_text(&bob, &bob_room, "needs the Admin permission").await;

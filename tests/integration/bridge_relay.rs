@@ -297,5 +297,6 @@ async fn test_bridge_state_pushed_and_told_but_not_a_blip() {
         .unwrap();
     assert_eq!(answer["states"][0]["state_event"], "LOGGED_OUT", "{answer}");
     assert_eq!(answer["states"][0]["error"], "qq-kicked", "{answer}");
+    assert_eq!(answer["global"]["bridgeState"]["state_event"], "RUNNING", "{answer}");
     side.stop().await;
 }

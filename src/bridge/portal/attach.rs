@@ -4,7 +4,7 @@
 //! store and relay forgotten).
 
 use ruma::api::client::membership::joined_members;
-use ruma::api::client::state::send_state_event;
+use ruma::api::client::state::{get_state_event_for_key, send_state_event};
 use ruma::events::StateEventType;
 use ruma::serde::Raw;
 use ruma::{OwnedRoomId, RoomId, UserId};
@@ -45,6 +45,9 @@ pub enum AttachError {
         /// The group.
         group: GroupNumber,
     },
+    /// The room is encrypted: the bridge cannot read it yet (MATRIX.md §6, Encryption).
+    #[error("this room is encrypted, and the bridge cannot bridge encrypted rooms yet")]
+    Encrypted,
     /// The account's contact lists are not loaded (not connected).
     #[error("the groups of QQ account {0} are not loaded (is it connected?)")]
     NotReady(String),
@@ -100,6 +103,9 @@ impl Bridge {
             }
             Some(true) => {}
         }
+        if self.room_encrypted(room).await {
+            return Err(AttachError::Encrypted);
+        }
         let snapshot = self.group_snapshot(account, group).await;
         let name = snapshot.as_ref().map(|s| s.name.clone()).filter(|n| !n.trim().is_empty());
         let content = bridge_info(self.bot(), owner, &chat, name.as_deref());
@@ -150,6 +156,24 @@ impl Bridge {
         self.ghosts_leave(&room).await;
         tracing::info!(portal = %key, %room, "portal unbridged");
         Ok(portal)
+    }
+
+    /// Whether `room` has `m.room.encryption` state. A state the bot cannot read counts as
+    /// none (logged): the bridge then sees the first encrypted event and says so.
+    async fn room_encrypted(&self, room: &RoomId) -> bool {
+        let request = get_state_event_for_key::v3::Request::new(
+            room.to_owned(),
+            StateEventType::RoomEncryption,
+            String::new(),
+        );
+        match self.matrix.send(MatrixEndpoint::State, request, None).await {
+            Ok(_) => true,
+            Err(error) if error.status() == Some(404) => false,
+            Err(error) => {
+                tracing::warn!(%room, %error, "encryption state not read");
+                false
+            }
+        }
     }
 
     /// Every ghost joined to `room` leaves it.
