@@ -229,11 +229,17 @@ const GROUP: u64 = 346_167_134;
 /// `user` creates a plain (not direct) room with the bot invited as an admin; answers it once
 /// the bot has joined.
 async fn plain_room_with_bot(user: &Owner, bot: &str) -> String {
+    plain_room(user, bot, 100).await
+}
+
+/// `user` creates a plain room with the bot invited at power level `power`; answers it once
+/// the bot has joined.
+async fn plain_room(user: &Owner, bot: &str, power: u32) -> String {
     let body = json!({
         "preset": "private_chat",
         "invite": [bot],
         // The creator is the room's admin by itself (room version 12).
-        "power_level_content_override": {"users": {bot: 100}},
+        "power_level_content_override": {"users": {bot: power}},
     });
     let (status, answer) =
         call("POST", "/_matrix/client/v3/createRoom", Some(&user.token), Some(body)).await;
@@ -263,7 +269,7 @@ async fn test_bridge_and_unbridge_an_existing_room() {
     let room = plain_room_with_bot(&owner, &bot).await;
 
     // Refusals: a group the account is not in; in the management room; in an encrypted room;
-    // a non-admin.
+    // without the power to set state; a non-admin.
     owner.send(&room, "!qq bridge 999999").await;
     wait_text(&owner, &room, "QQ account me is not a member of group 999999").await;
     let dm = dm_with_bot(&owner, &bot).await;
@@ -279,6 +285,9 @@ async fn test_bridge_and_unbridge_an_existing_room() {
     owner.send(&secret_room, &format!("!qq bridge {GROUP}")).await;
     // The command itself is sent in the clear (the client API allows it): refused.
     wait_text(&owner, &secret_room, "this room is encrypted").await;
+    let powerless = plain_room(&owner, &bot, 0).await;
+    owner.send(&powerless, &format!("!qq bridge {GROUP}")).await;
+    wait_text(&owner, &powerless, "I may not set this room's state").await;
     let bob_room = plain_room_with_bot(&bob, &bot).await;
     bob.send(&bob_room, &format!("!qq bridge {GROUP}")).await;
     wait_text(&bob, &bob_room, "needs the Admin permission").await;

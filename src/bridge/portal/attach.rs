@@ -109,7 +109,13 @@ impl Bridge {
         let snapshot = self.group_snapshot(account, group).await;
         let name = snapshot.as_ref().map(|s| s.name.clone()).filter(|n| !n.trim().is_empty());
         let content = bridge_info(self.bot(), owner, &chat, name.as_deref());
-        self.put_bridge_info(room, &chat, &content).await.map_err(AttachError::NoPower)?;
+        self.put_bridge_info(room, &chat, &content).await.map_err(|error| {
+            if error.status() == Some(403) {
+                AttachError::NoPower(error)
+            } else {
+                AttachError::Bridge(BridgeError::Matrix(error))
+            }
+        })?;
         let room = room.to_owned();
         self.store.upsert_portal(&Portal {
             portal_key: key.clone(),
