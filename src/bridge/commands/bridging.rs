@@ -7,7 +7,7 @@ use ruma::{RoomId, UserId};
 
 use super::Commands;
 use super::permission::Permission;
-use crate::bridge::portal::Bridge;
+use crate::bridge::portal::{AttachError, Bridge};
 use crate::webqq::GroupNumber;
 
 impl Commands {
@@ -44,6 +44,15 @@ impl Commands {
                 format!(
                     "This room is now the portal of QQ group {group}, bridged through QQ {qq} \
                      ({account}). `unbridge` detaches it again."
+                )
+            }
+            Err(AttachError::NotInGroup { .. } | AttachError::NotReady(_)) if mine.len() > 1 => {
+                let numbers: Vec<String> =
+                    mine.iter().filter_map(|a| self.qq_of(a)).map(|q| q.to_string()).collect();
+                format!(
+                    "Not bridged: none of your QQ accounts ({}) is a connected member of group \
+                     {group}.",
+                    numbers.join(", ")
                 )
             }
             Err(error) => format!("Not bridged: {error}."),
