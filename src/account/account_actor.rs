@@ -22,7 +22,8 @@ mod restore;
 mod services;
 pub use crate::account::messages::{
     AccountEvent, AccountSettings, Child, Credentials, Disconnect, FetchPicture, GetAccountState,
-    LoginMethod, NotifyTyping, PictureRequest, SolveCaptcha, StopAccount, UploadPicture,
+    LogOutOfQq, LoginMethod, NotifyTyping, PictureRequest, SolveCaptcha, StopAccount,
+    UploadPicture,
 };
 use crate::account::poller::StopReason;
 use crate::account::poller_actor::{

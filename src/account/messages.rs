@@ -179,6 +179,16 @@ pub struct SolveCaptcha {
 #[rtype(result = "()")]
 pub struct StopAccount;
 
+/// Command: end the session on QQ (logout2, protocol §1.5), then stop like [`StopAccount`].
+/// Best effort: answers QQ's refusal or silence (after `timeout`) as an error; the account
+/// stops either way.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct LogOutOfQq {
+    /// How long QQ may take to answer.
+    pub timeout: std::time::Duration,
+}
+
 /// What picture of a received message to download.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PictureRequest {

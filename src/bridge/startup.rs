@@ -190,6 +190,7 @@ pub async fn start(
     let (bridge, accounts) = bridge_rx
         .await
         .map_err(|_| StartupError::BadConfig("bridge actor did not start".into()))?;
+    bridge.set_global_state(crate::bridge::state::GlobalEvent::Starting).await;
 
     let status = AppserviceStatus::new();
     let mut server_settings =
@@ -261,6 +262,7 @@ pub async fn start(
         return Err(StartupError::Ping { url: config.appservice.address.clone(), source });
     }
     status.set_ready(true);
+    side.bridge.set_global_state(crate::bridge::state::GlobalEvent::Running).await;
     tracing::info!(listen = %config.appservice.listen, "appservice ready; the homeserver reaches us");
     Ok(side)
 }

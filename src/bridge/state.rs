@@ -185,6 +185,8 @@ pub fn notice_text(state: &BridgeState) -> String {
 pub enum Output {
     /// POST this state to `homeserver.status_endpoint` (when one is set).
     Push(BridgeState),
+    /// POST this global state to `homeserver.status_endpoint` (when one is set).
+    PushGlobal(GlobalState),
     /// Tell the account's owner in the management room.
     Notice(BridgeState),
 }
@@ -238,12 +240,82 @@ impl Default for StatusSettings {
 pub struct StateTracker {
     settings: StatusSettings,
     accounts: BTreeMap<String, Entry>,
+    /// The last global state pushed, and when.
+    global: Option<(GlobalState, Instant)>,
+}
+
+/// When a pushed state of `ttl` seconds, pushed at `at`, is pushed again: at four fifths of
+/// its TTL, so the receiver never sees it expire.
+fn refresh_at(at: Instant, ttl: u64) -> Instant {
+    at + Duration::from_secs(ttl.saturating_mul(4) / 5)
 }
 
 impl StateTracker {
     /// A tracker with no account seen yet.
     pub fn new(settings: StatusSettings) -> StateTracker {
-        StateTracker { settings, accounts: BTreeMap::new() }
+        StateTracker { settings, accounts: BTreeMap::new(), global: None }
+    }
+
+    /// Sets the bridge's own state at `now` (`unix` on the wall clock): pushed at once with
+    /// every login's latest state.
+    pub fn set_global(&mut self, event: GlobalEvent, now: Instant, unix: u64) -> Vec<Output> {
+        let state = global_state(event, self.current(), unix);
+        self.global = Some((state.clone(), now));
+        vec![Output::PushGlobal(state)]
+    }
+
+    /// The last global state pushed.
+    pub fn global(&self) -> Option<GlobalState> {
+        self.global.as_ref().map(|(state, _)| state.clone())
+    }
+
+    /// Forgets `account` (logged out by its owner): its last pushed state, if any, is followed
+    /// by a LOGGED_OUT push (bridgev2 does so when a login is deleted), and it is neither
+    /// refreshed nor listed any more.
+    pub fn forget(&mut self, account: &str, unix: u64) -> Vec<Output> {
+        let Some(entry) = self.accounts.remove(account) else { return Vec::new() };
+        let Some((last, _)) = entry.pushed else { return Vec::new() };
+        let qq = last.remote_id.parse().unwrap_or(0);
+        let reason = Some("logged out by the user");
+        vec![Output::Push(bridge_state(account, qq, AccountState::LoggedOut, reason, unix))]
+    }
+
+    /// Pushes again, with `unix` as timestamp, every state (the logins' and the global one)
+    /// whose refresh time has come at `now`, so none expires at the receiver while it holds.
+    pub fn refresh(&mut self, now: Instant, unix: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        for entry in self.accounts.values_mut() {
+            let Some((last, at)) = entry.pushed.as_mut() else { continue };
+            if now >= refresh_at(*at, last.ttl) {
+                last.timestamp = unix;
+                *at = now;
+                out.push(Output::Push(last.clone()));
+            }
+        }
+        let remotes = self.current();
+        if let Some((global, at)) = self.global.as_mut()
+            && now >= refresh_at(*at, global.bridge_state.ttl)
+        {
+            *global = global_state(global.bridge_state.state_event, remotes, unix);
+            *at = now;
+            out.push(Output::PushGlobal(global.clone()));
+        }
+        out
+    }
+
+    /// When the next refresh is due; `None` when nothing was pushed.
+    pub fn next_refresh(&self) -> Option<Instant> {
+        let accounts = self
+            .accounts
+            .values()
+            .filter_map(|e| e.pushed.as_ref().map(|(last, at)| refresh_at(*at, last.ttl)));
+        let global = self.global.as_ref().map(|(g, at)| refresh_at(*at, g.bridge_state.ttl));
+        accounts.chain(global).min()
+    }
+
+    /// The latest state of `account`; `None` when it was never seen.
+    pub fn state_of(&self, account: &str) -> Option<BridgeState> {
+        self.accounts.get(account).map(|entry| entry.current.clone())
     }
 
     /// The hold of `event`.
@@ -357,6 +429,9 @@ fn emit(
         out.push(Output::Notice(state));
     }
 }
+
+mod global;
+pub use global::{BridgeOwnState, GlobalEvent, GlobalState, global_state};
 
 #[cfg(test)]
 mod tests;

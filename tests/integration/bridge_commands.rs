@@ -112,9 +112,15 @@ async fn test_logins_from_matrix_with_the_bot() {
     te.post_message(OTHER, "friend", ME, "hello qr login", json!({})).await;
     alice.wait_for("hello qr login").await;
 
-    // Logout: the account stops; its stored login is gone.
+    // Logout: QQ ends the session (the emulator saw logout2); the account stops; its stored
+    // login is gone.
+    assert!(te.control_get("state").await["online"].as_array().unwrap().contains(&json!(OTHER)));
     alice.send(&dm, "logout").await;
     wait_text(&alice, &dm, "Logged out:").await;
+    wait_text(&alice, &dm, "(QQ ended its session)").await;
+    let state = te.control_get("state").await;
+    assert!(state["counters"]["logout2"]["requests"].as_u64().unwrap() >= 1, "{state}");
+    assert!(!state["online"].as_array().unwrap().contains(&json!(OTHER)), "{state}");
     let states = side.accounts.send(GetStates).await.unwrap();
     assert!(!states.iter().any(|(id, _, _)| *id == account), "{states:?}");
 
@@ -163,5 +169,150 @@ async fn test_logins_from_matrix_with_the_bot() {
     let listener = std::net::TcpListener::bind(slot.listen_addr).unwrap();
     let side = start_bridge(&te, &config, guard.reopen(), listener).await;
     wait_state(&side.accounts, &account, AccountState::Connected).await;
+    side.stop().await;
+}
+
+/// The demo world's group, with 10001 and 10003 in it.
+const GROUP: u64 = 346_167_134;
+
+/// `user` creates a plain (not direct) room with the bot invited as an admin; answers it once
+/// the bot has joined.
+async fn plain_room_with_bot(user: &Owner, bot: &str) -> String {
+    plain_room(user, bot, 100).await
+}
+
+/// `user` creates a plain room with the bot invited at power level `power`; answers it once
+/// the bot has joined.
+async fn plain_room(user: &Owner, bot: &str, power: u32) -> String {
+    let body = json!({
+        "preset": "private_chat",
+        "invite": [bot],
+        // The creator is the room's admin by itself (room version 12).
+        "power_level_content_override": {"users": {bot: power}},
+    });
+    let (status, answer) =
+        call("POST", "/_matrix/client/v3/createRoom", Some(&user.token), Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let room = answer["room_id"].as_str().unwrap().to_owned();
+    for _ in 0..100 {
+        if user.joined_members(&room).await.iter().any(|m| m == bot) {
+            return room;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bot never joined {room}");
+}
+
+#[actix::test]
+async fn test_bridge_and_unbridge_an_existing_room() {
+    let (te, mut slot, owner, mut config) = setup().await;
+    let bob = user("bob").await;
+    config.relay.enabled = true;
+    config.bridge.permissions = BTreeMap::from([
+        ("localhost".to_owned(), Permission::User),
+        (owner.user_id.clone(), Permission::Admin),
+    ]);
+    let bot = config.bot_user_id();
+    let (store, _guard) = test_store();
+    let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
+    let room = plain_room_with_bot(&owner, &bot).await;
+
+    // Refusals: a group the account is not in; in the management room; in an encrypted room;
+    // without the power to set state; a non-admin.
+    owner.send(&room, "!qq bridge 999999").await;
+    wait_text(&owner, &room, "QQ account me is not a member of group 999999").await;
+    let dm = dm_with_bot(&owner, &bot).await;
+    wait_text(&owner, &dm, "send `help`").await;
+    owner.send(&dm, &format!("bridge {GROUP}")).await;
+    wait_text(&owner, &dm, "not in your direct chat with me").await;
+    let secret_room = plain_room_with_bot(&owner, &bot).await;
+    let path =
+        format!("/_matrix/client/v3/rooms/{}/state/m.room.encryption/", urlencode(&secret_room));
+    let encryption = json!({"algorithm": "m.megolm.v1.aes-sha2"});
+    let (status, body) = call("PUT", &path, Some(&owner.token), Some(encryption)).await;
+    assert_eq!(status, 200, "{body}");
+    owner.send(&secret_room, &format!("!qq bridge {GROUP}")).await;
+    // The command itself is sent in the clear (the client API allows it): refused.
+    wait_text(&owner, &secret_room, "this room is encrypted").await;
+    let powerless = plain_room(&owner, &bot, 0).await;
+    owner.send(&powerless, &format!("!qq bridge {GROUP}")).await;
+    wait_text(&owner, &powerless, "I may not set this room's state").await;
+    let bob_room = plain_room_with_bot(&bob, &bot).await;
+    bob.send(&bob_room, &format!("!qq bridge {GROUP}")).await;
+    wait_text(&bob, &bob_room, "needs the Admin permission").await;
+
+    // Bridged: the bridge info is set, the members' ghosts join, QQ messages arrive here.
+    owner.send(&room, &format!("!qq bridge {GROUP}")).await;
+    wait_text(&owner, &room, &format!("is now the portal of QQ group {GROUP}")).await;
+    let key = format!("org.qqbridge://qq/group/{GROUP}");
+    let info = owner.state(&room, "m.bridge", &key).await.expect("m.bridge state");
+    assert_eq!(info["channel"]["id"], GROUP.to_string(), "{info}");
+    assert_eq!(info["creator"], owner.user_id.as_str(), "{info}");
+    let ghost = format!("@{}:localhost", slot.ghost_localpart(10003));
+    for _ in 0..100 {
+        if owner.joined_members(&room).await.contains(&ghost) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(owner.joined_members(&room).await.contains(&ghost), "member ghosts joined");
+    te.post_message(ME, "group", 10003, "after bridging", json!({"group": GROUP})).await;
+    let (arrived, _) = owner.wait_for("after bridging").await;
+    assert_eq!(arrived, room);
+    owner.send(&room, "!qq set-relay").await;
+    wait_text(&owner, &room, "Relay on").await;
+
+    // The group has its portal now: a second room is refused and told where it is.
+    let second = plain_room_with_bot(&owner, &bot).await;
+    owner.send(&second, &format!("!qq bridge {GROUP}")).await;
+    wait_text(&owner, &second, &format!("already bridged to {room}; run `unbridge` there")).await;
+
+    // A relay must be in the group: a portal of a group account 10001 is not in (as after it
+    // left the group) refuses `set-relay`.
+    side.bridge
+        .store()
+        .upsert_portal(&qqbridge::store::Portal {
+            portal_key: "group:999999".into(),
+            kind: "group".into(),
+            account_id: Some("me".into()),
+            remote_id: "999999".into(),
+            room_id: Some(ruma::RoomId::parse(second.as_str()).unwrap()),
+            name: None,
+            topic: None,
+            avatar_url: None,
+            encrypted: false,
+            created_at: 0,
+        })
+        .unwrap();
+    owner.send(&second, "!qq set-relay").await;
+    wait_text(&owner, &second, &format!("QQ {ME} (me) is not a member of group 999999")).await;
+
+    // Unbridge: refused to a plain user, done for the owner.
+    let invite = format!("/_matrix/client/v3/rooms/{}/invite", urlencode(&room));
+    let (status, body) =
+        call("POST", &invite, Some(&owner.token), Some(json!({"user_id": bob.user_id}))).await;
+    assert_eq!(status, 200, "{body}");
+    let join = format!("/_matrix/client/v3/rooms/{}/join", urlencode(&room));
+    let (status, body) = call("POST", &join, Some(&bob.token), Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    bob.send(&room, "!qq unbridge").await;
+    wait_text(&owner, &room, "Only this portal's owner or a bridge admin").await;
+    owner.send(&room, "!qq unbridge").await;
+    wait_text(&owner, &room, "no longer bridged").await;
+    let cleared = owner.state(&room, "m.bridge", &key).await;
+    assert!(
+        cleared.as_ref().is_none_or(|c| c.as_object().is_some_and(|o| o.is_empty())),
+        "{cleared:?}"
+    );
+    assert!(!owner.joined_members(&room).await.contains(&ghost), "ghosts left");
+    let room_id = ruma::RoomId::parse(room.as_str()).unwrap();
+    assert!(side.bridge.store().portal_by_room(&room_id).unwrap().is_none());
+    let relay = side.bridge.store().relay_of(&format!("group:{GROUP}")).unwrap();
+    assert!(relay.is_none(), "{relay:?}");
+
+    // A later QQ message of the group opens a new portal.
+    te.post_message(ME, "group", 10003, "after unbridging", json!({"group": GROUP})).await;
+    let (fresh, _) = owner.wait_for("after unbridging").await;
+    assert_ne!(fresh, room);
     side.stop().await;
 }

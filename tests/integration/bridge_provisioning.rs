@@ -122,9 +122,13 @@ async fn test_provisioning_qr_login_contacts_and_refusals() {
     let (status, _) = prov(&base, SECRET, "GET", "resolve_identifier/99999", &alice, None).await;
     assert_eq!(status, 404);
 
-    // Logout ends it.
+    // Logout ends it, even when QQ refuses the logout.
+    let fault = json!({"endpoint": "logout2", "account": OTHER, "count": 100, "kind": {"http_status": 502}});
+    te.fault(fault).await;
     let (status, _) = prov(&base, SECRET, "POST", &format!("logout/{login}"), &alice, None).await;
     assert_eq!(status, 200);
+    let state = te.control_get("state").await;
+    assert!(state["counters"]["logout2"]["faults"].as_u64().unwrap() >= 1, "{state}");
     let (_, logins) = prov(&base, SECRET, "GET", "logins", &alice, None).await;
     assert_eq!(logins, json!({"login_ids": []}));
     drop(owner);

@@ -218,12 +218,21 @@ async fn test_bridge_state_pushed_and_told_but_not_a_blip() {
     let (store, _guard) = test_store();
     let listen = slot.listen_addr;
     let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
+    // Login states carry `state_event`; the bridge's own (global) states `bridgeState`.
     let states = || {
         pushes
             .lock()
             .unwrap()
             .iter()
-            .map(|(_, b)| b["state_event"].as_str().unwrap().to_owned())
+            .filter_map(|(_, b)| b["state_event"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let globals = || {
+        pushes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, b)| b["bridgeState"]["state_event"].as_str().map(str::to_owned))
             .collect::<Vec<_>>()
     };
     for _ in 0..100 {
@@ -233,7 +242,12 @@ async fn test_bridge_state_pushed_and_told_but_not_a_blip() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(states(), ["CONNECTED"]);
-    let (auth, body) = pushes.lock().unwrap()[0].clone();
+    // STARTING (unless RUNNING overtook it before it went out), then RUNNING.
+    let global = globals();
+    assert_eq!(global.last().map(String::as_str), Some("RUNNING"), "{global:?}");
+    assert!(global.len() <= 2 && global.iter().all(|g| g == "STARTING" || g == "RUNNING"));
+    let (auth, body) =
+        pushes.lock().unwrap().iter().find(|(_, b)| b["state_event"].is_string()).unwrap().clone();
     assert_eq!(auth, format!("Bearer {}", slot.as_token()));
     assert_eq!(
         (body["remote_id"].as_str(), body["remote_name"].as_str()),
@@ -283,5 +297,6 @@ async fn test_bridge_state_pushed_and_told_but_not_a_blip() {
         .unwrap();
     assert_eq!(answer["states"][0]["state_event"], "LOGGED_OUT", "{answer}");
     assert_eq!(answer["states"][0]["error"], "qq-kicked", "{answer}");
+    assert_eq!(answer["global"]["bridgeState"]["state_event"], "RUNNING", "{answer}");
     side.stop().await;
 }

@@ -10,7 +10,7 @@ use crate::account::login_actor::QrScanned;
 use crate::account::lookup;
 use crate::account::manager::{FetchFace, GetDirectory, GetGroupInfo, GroupSnapshot};
 use crate::account::messages::AccountEvent;
-use crate::account::messages::{FetchPicture, NotifyTyping, UploadPicture};
+use crate::account::messages::{FetchPicture, LogOutOfQq, NotifyTyping, UploadPicture};
 use crate::webqq::api::get_friend_uin2::KIND_PERSON;
 use crate::webqq::content::unescape_entities;
 use crate::webqq::directory::Directory;
@@ -21,6 +21,29 @@ impl Handler<QrScanned> for AccountActor {
 
     fn handle(&mut self, _: QrScanned, _: &mut Context<Self>) {
         self.observer.do_send(AccountEvent::QrScanned { account: self.settings.id.clone() });
+    }
+}
+
+impl Handler<LogOutOfQq> for AccountActor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(&mut self, msg: LogOutOfQq, ctx: &mut Context<Self>) -> Self::Result {
+        let client = self.client.clone();
+        self.poller = None;
+        self.sender = None;
+        self.login = None;
+        ctx.stop();
+        // The future outlives the actor (actix spawns it): the logout is not cut short.
+        Box::pin(async move {
+            let Some(client) = client else {
+                return Err("no QQ session was open".to_owned());
+            };
+            match tokio::time::timeout(msg.timeout, client.logout()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!("QQ did not answer within {} s", msg.timeout.as_secs())),
+            }
+        })
     }
 }
 

@@ -15,8 +15,8 @@ use actix::prelude::*;
 use rand::Rng;
 
 use crate::account::account_actor::{
-    AccountActor, AccountEvent, AccountSettings, Child, Credentials, Disconnect, LoginMethod,
-    StopAccount,
+    AccountActor, AccountEvent, AccountSettings, Child, Credentials, Disconnect, LogOutOfQq,
+    LoginMethod, StopAccount,
 };
 use crate::account::poller::{Backoff, PollOutcome};
 use crate::account::poller_actor::QqEventsReceived;
@@ -83,6 +83,19 @@ pub struct AddAccount {
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct RemoveAccount {
+    /// The account id.
+    pub id: String,
+}
+
+/// How long a [`LogoutAccount`] waits for QQ to confirm the logout.
+pub const QQ_LOGOUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Command: log an account out on QQ (best effort, at most [`QQ_LOGOUT_TIMEOUT`]), then stop
+/// and forget it as [`RemoveAccount`] does. Answers `None` when there was no such account,
+/// else QQ's answer: an error says why QQ did not confirm (the account is gone regardless).
+#[derive(Message)]
+#[rtype(result = "Option<Result<(), String>>")]
+pub struct LogoutAccount {
     /// The account id.
     pub id: String,
 }
@@ -292,19 +305,39 @@ impl Handler<RemoveAccount> for AccountManager {
     type Result = bool;
 
     fn handle(&mut self, msg: RemoveAccount, _: &mut Context<Self>) -> bool {
-        let Some(account) = self.accounts.remove(&msg.id) else {
-            return false;
-        };
+        let Some(account) = self.forget(&msg.id) else { return false };
         account.do_send(StopAccount);
-        if let Err(error) = self.store.release_lease(&msg.id, &self.holder) {
-            tracing::warn!(account = %msg.id, %error, "poll lease not released; it expires by itself");
-        }
-        if let Some((state, _)) = self.states.remove(&msg.id) {
-            self.export_state(&msg.id, Some(state), None);
-        }
-        self.numbers.remove(&msg.id);
-        self.metrics.forget_account(&msg.id);
         true
+    }
+}
+
+impl Handler<LogoutAccount> for AccountManager {
+    type Result = ResponseFuture<Option<Result<(), String>>>;
+
+    fn handle(&mut self, msg: LogoutAccount, _: &mut Context<Self>) -> Self::Result {
+        let account = self.forget(&msg.id);
+        Box::pin(async move {
+            let account = account?;
+            let answer = account.send(LogOutOfQq { timeout: QQ_LOGOUT_TIMEOUT }).await;
+            Some(answer.unwrap_or_else(|_| Err("the account had stopped already".to_owned())))
+        })
+    }
+}
+
+impl AccountManager {
+    /// Drops `id` from every table (its lease released, its metrics gone); answers its actor,
+    /// still running, for the caller to stop.
+    fn forget(&mut self, id: &str) -> Option<Addr<AccountActor>> {
+        let account = self.accounts.remove(id)?;
+        if let Err(error) = self.store.release_lease(id, &self.holder) {
+            tracing::warn!(account = %id, %error, "poll lease not released; it expires by itself");
+        }
+        if let Some((state, _)) = self.states.remove(id) {
+            self.export_state(id, Some(state), None);
+        }
+        self.numbers.remove(id);
+        self.metrics.forget_account(id);
+        Some(account)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::account::account_actor::Credentials;
 use crate::account::manager::LoginPrompt;
 use crate::bridge::portal::Bridge;
 
+mod bridging;
 mod contacts;
 mod encrypted;
 pub mod login;

@@ -39,9 +39,9 @@ pub enum Command {
     SetRelay(Option<u64>),
     /// `unset-relay`.
     UnsetRelay,
-    /// `bridge <group>` (not available yet).
+    /// `bridge <group>`: make this plain room the group's portal.
     Bridge(u64),
-    /// `unbridge` (not available yet).
+    /// `unbridge`: make this portal a plain room again (its owner or an admin).
     Unbridge,
 }
 
@@ -87,7 +87,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("set-relay [qq]", "relay messages of users without QQ through your account here (admin)"),
     ("unset-relay", "stop relaying in this portal (admin)"),
     ("bridge <group number>", "attach this room to a QQ group (admin)"),
-    ("unbridge", "detach this room from its QQ group (admin)"),
+    ("unbridge", "detach this portal from its QQ group (its owner or an admin)"),
 ];
 
 /// The help text: every command with one line, commands written with `prefix` when given.
@@ -107,9 +107,8 @@ impl Command {
     pub fn level(&self) -> Permission {
         match self {
             Command::Help | Command::Version | Command::Ping => Permission::Relay,
-            Command::SetRelay(_) | Command::UnsetRelay | Command::Bridge(_) | Command::Unbridge => {
-                Permission::Admin
-            }
+            Command::SetRelay(_) | Command::UnsetRelay | Command::Bridge(_) => Permission::Admin,
+            // `unbridge` is also the portal owner's: `bridging.rs` checks who owns it.
             _ => Permission::User,
         }
     }
@@ -303,6 +302,8 @@ mod tests {
         assert_eq!(Command::Help.level(), Permission::Relay);
         assert_eq!(Command::LoginQr.level(), Permission::User);
         assert_eq!(Command::SetRelay(None).level(), Permission::Admin);
+        assert_eq!(Command::Bridge(1).level(), Permission::Admin);
+        assert_eq!(Command::Unbridge.level(), Permission::User);
         assert_eq!(Command::LoginPassword(10001).place(), Place::Management);
         assert_eq!(Command::LoginQr.place(), Place::Management);
         assert_eq!(Command::Unbridge.place(), Place::Portal);

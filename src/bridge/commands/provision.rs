@@ -287,17 +287,13 @@ impl Provisioner {
     }
 
     async fn whoami(&self, user: OwnedUserId) -> Result<Value, ProvError> {
-        let states = self.bridge.bridge_states_json();
         let logins: Vec<Value> = self
             .bridge
             .accounts_of(&user)
             .into_iter()
             .map(|account| {
-                let state = states["states"]
-                    .as_array()
-                    .and_then(|all| all.iter().find(|s| s["remote_name"] == account.as_str()))
-                    .cloned()
-                    .unwrap_or(Value::Null);
+                let state = self.bridge.bridge_state_of(&account);
+                let state = state.and_then(|s| serde_json::to_value(s).ok()).unwrap_or(Value::Null);
                 let qq = self.bridge.account_number(&account).map(|q| q.get());
                 json!({"id": account, "name": qq.map(|q| q.to_string()), "state": state})
             })
@@ -396,8 +392,9 @@ fn step_of(id: &str, status: Status) -> Result<LoginStep, ProvError> {
             },
         ),
         Status::Starting => (
-            "The login is starting; call this step again.".to_owned(),
-            StepKind::DisplayQr { png: Vec::new() },
+            "The login is starting: QQ has not answered yet. Call this step again to wait."
+                .to_owned(),
+            StepKind::Wait,
         ),
         Status::Qr(n, png) => (
             format!(
@@ -520,6 +517,14 @@ mod tests {
         });
         assert_eq!(*status.borrow(), Status::Done("mx-10002".into()));
         assert_eq!(step_of(&id, status.borrow().clone()).unwrap().type_name(), "complete");
+    }
+
+    #[test]
+    fn test_a_login_still_starting_answers_a_wait_without_an_image() {
+        let step = step_of("p1", Status::Starting).unwrap();
+        assert_eq!((step.step_id.as_str(), step.type_name()), ("starting", "display_and_wait"));
+        assert_eq!(step.kind, StepKind::Wait);
+        assert!(step.instructions.contains("Call this step again"), "{}", step.instructions);
     }
 
     #[test]

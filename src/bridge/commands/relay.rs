@@ -7,6 +7,8 @@ use std::sync::Arc;
 use ruma::{RoomId, UserId};
 
 use super::Commands;
+use crate::account::send_queue::ChatKey;
+use crate::bridge::ids;
 use crate::bridge::portal::Bridge;
 
 impl Commands {
@@ -22,10 +24,15 @@ impl Commands {
         if !bridge.relay_enabled() {
             return "Relay mode is off on this bridge (relay.enabled in its config).".to_owned();
         }
-        let portal_account = match bridge.store().portal_by_room(room) {
-            Ok(portal) => portal.and_then(|p| p.account_id),
+        let portal = match bridge.store().portal_by_room(room) {
+            Ok(portal) => portal,
             Err(error) => return format!("Relay not set: {error}."),
         };
+        let group = portal.as_ref().and_then(|p| match ids::chat_of(&p.kind, &p.remote_id) {
+            Some(ChatKey::Group(group)) => Some(group),
+            _ => None,
+        });
+        let portal_account = portal.and_then(|p| p.account_id);
         let account = match (qq, portal_account) {
             (None, Some(own)) if bridge.accounts_of(user).contains(&own) => own,
             _ => match self.pick(bridge, user, qq) {
@@ -33,6 +40,26 @@ impl Commands {
                 Err(reply) => return reply,
             },
         };
+        // A relay outside the group cannot send there: its session has no gid for the group
+        // (send_qun_msg2 targets a gid of its own group list, protocol §2.4).
+        if let Some(group) = group {
+            let qq = self.qq_of(&account).map(|q| q.to_string()).unwrap_or_default();
+            match bridge.account_in_group(&account, group).await {
+                Some(true) => {}
+                Some(false) => {
+                    return format!(
+                        "Relay not set: QQ {qq} ({account}) is not a member of group {group}; \
+                         pick one of your accounts that is (`set-relay <qq>`)."
+                    );
+                }
+                None => {
+                    return format!(
+                        "Relay not set: the groups of QQ {qq} ({account}) are not loaded (is it \
+                         connected?)."
+                    );
+                }
+            }
+        }
         match bridge.set_relay(room, &account, user).await {
             Ok(relay) => format!(
                 "Relay on: messages here from Matrix users without QQ go out through QQ {} ({}), \

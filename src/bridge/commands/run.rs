@@ -10,7 +10,7 @@ use ruma::serde::Raw;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 use crate::account::account_actor::Credentials;
-use crate::account::manager::{AddAccount, AnswerCaptcha, GetStates, RemoveAccount};
+use crate::account::manager::{AddAccount, AnswerCaptcha, GetStates, LogoutAccount, RemoveAccount};
 use crate::account::state::AccountState;
 use crate::bridge::portal::Bridge;
 use crate::webqq::{QqNumber, Secret};
@@ -93,8 +93,7 @@ impl Commands {
             return;
         }
         if !direct {
-            // Bridging an existing room is `bridge <group>` (not available yet); a plain room
-            // only hears prefixed commands.
+            // A plain room only hears prefixed commands (`bridge <group>` makes it a portal).
             return;
         }
         if let Err(error) = bridge.set_management_room(sender, room).await {
@@ -261,9 +260,10 @@ impl Commands {
             },
             Command::SetRelay(qq) => self.set_relay(bridge, user, room, qq).await,
             Command::UnsetRelay => self.unset_relay(bridge, room).await,
-            Command::Bridge(_) | Command::Unbridge => {
-                "This command is not available yet.".to_owned()
+            Command::Bridge(group) => {
+                self.bridge_group(bridge, user, room, group, management).await
             }
+            Command::Unbridge => self.unbridge(bridge, user, room).await,
         }
     }
 
@@ -405,10 +405,21 @@ impl Commands {
         }
     }
 
-    /// `logout`: the account stops, its stored session is removed; a login from Matrix is
-    /// forgotten (row deleted); a config account starts again at the next restart.
+    /// `logout`: the account logs out on QQ (best effort, bounded: a failure is told, not
+    /// fatal) and stops, its stored session is removed; a login from Matrix is forgotten (row
+    /// deleted); a config account starts again at the next restart.
     pub(super) async fn logout(&self, bridge: &Bridge, account: &str) -> String {
-        bridge.accounts().send(RemoveAccount { id: account.to_owned() }).await.ok();
+        let on_qq = bridge.accounts().send(LogoutAccount { id: account.to_owned() }).await;
+        let qq_note = match on_qq {
+            Ok(Some(Ok(()))) => "QQ ended its session".to_owned(),
+            Ok(Some(Err(reason))) => {
+                tracing::info!(%account, %reason, "QQ logout not confirmed");
+                format!("QQ did not confirm the logout ({reason}), so it is removed here anyway")
+            }
+            Ok(None) => "it was not running".to_owned(),
+            Err(_) => "the account manager stopped".to_owned(),
+        };
+        bridge.forget_account_state(account).await;
         let id = account.to_owned();
         let removed = bridge
             .store()
@@ -423,11 +434,13 @@ impl Commands {
         }
         match (removed, from_matrix) {
             (Err(error), _) => {
-                format!("{account} stopped, but its session was not removed: {error}.")
+                format!("{account} stopped ({qq_note}), but its session was not removed: {error}.")
             }
-            (Ok(_), true) => format!("Logged out: {account} stopped and its session is removed."),
+            (Ok(_), true) => {
+                format!("Logged out: {account} stopped ({qq_note}) and its session is removed.")
+            }
             (Ok(_), false) => format!(
-                "Logged out: {account} stopped and its session is removed; as it is in the config, it logs in again at the next restart."
+                "Logged out: {account} stopped ({qq_note}) and its session is removed; as it is in the config, it logs in again at the next restart."
             ),
         }
     }

@@ -136,6 +136,11 @@ impl Caches {
         self.portals.lock().unwrap_or_else(PoisonError::into_inner).insert(key.to_owned(), portal);
     }
 
+    /// Forgets the portal of `key` (unbridged).
+    pub(super) fn forget_portal(&self, key: &str) {
+        self.portals.lock().unwrap_or_else(PoisonError::into_inner).remove(&key.to_owned());
+    }
+
     /// The profile of `qq`'s ghost, if remembered (then the ghost is registered).
     pub(super) fn ghost(&self, qq: QqNumber) -> Option<GhostProfile> {
         self.ghosts.lock().unwrap_or_else(PoisonError::into_inner).get(&qq)

@@ -23,6 +23,7 @@ use crate::webqq::content::{Content, normalize_for_echo};
 /// How long a QQ typing notice shows (QQ sends one per burst of typing, protocol §4.7).
 pub(super) const TYPING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
+mod attach;
 mod avatars;
 mod bot;
 mod cache;
@@ -43,6 +44,7 @@ mod status;
 mod sync;
 mod to_qq;
 
+pub use attach::AttachError;
 pub use double_puppet::DOUBLE_PUPPET_MARKER;
 pub use members::presence_of;
 pub use relay::{MayRelay, RelayAccount, RelayError};

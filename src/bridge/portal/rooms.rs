@@ -162,7 +162,11 @@ impl Bridge {
 
     /// A group's name, memo and first members through `account`; `None` (logged) when QQ
     /// cannot tell: the portal is then made from what the message knew.
-    async fn group_snapshot(&self, account: &str, group: GroupNumber) -> Option<GroupSnapshot> {
+    pub(super) async fn group_snapshot(
+        &self,
+        account: &str,
+        group: GroupNumber,
+    ) -> Option<GroupSnapshot> {
         let query = GetGroupInfo {
             account: account.to_owned(),
             group,
@@ -181,7 +185,7 @@ impl Bridge {
     /// Joins the ghosts of `members` to a new portal, a few at a time: a big group's portal is
     /// usable at once, and `bridge.initial_group_members` bounds how many join (the others join
     /// when they first speak). A ghost that cannot join is logged and skipped.
-    async fn join_members(
+    pub(super) async fn join_members(
         &self,
         account: &str,
         room: &OwnedRoomId,
@@ -212,12 +216,7 @@ fn bridge_state(
 ) -> Vec<Raw<ruma::events::AnyInitialStateEvent>> {
     let kind = ids::kind_of(chat);
     let id = ids::remote_id(chat);
-    let content = serde_json::json!({
-        "bridgebot": bot,
-        "creator": owner,
-        "protocol": {"id": "qq", "displayname": "QQ"},
-        "channel": {"id": id, "displayname": name.unwrap_or_default()},
-    });
+    let content = super::attach::bridge_info(bot, owner, chat, name);
     ids::BRIDGE_STATE_TYPES
         .into_iter()
         .filter_map(|event_type| {

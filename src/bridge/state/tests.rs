@@ -28,6 +28,9 @@ fn run(notices: BridgeStatusNotices, steps: &[Step]) -> Vec<String> {
             rendered.push(match output {
                 Output::Push(s) => format!("{t} push {}", s.state_event.as_str()),
                 Output::Notice(s) => format!("{t} notice {}", s.state_event.as_str()),
+                Output::PushGlobal(g) => {
+                    format!("{t} global {}", g.bridge_state.state_event.as_str())
+                }
             });
         }
     }
@@ -216,4 +219,33 @@ fn test_notice_texts_name_the_account_and_state() {
         notice_text(&s),
         "QQ account me is logged out (LOGGED_OUT: kicked). Log in again to resume bridging."
     );
+}
+
+#[test]
+fn test_refresh_repushes_before_the_ttl_and_forget_ends_a_login() {
+    let mut tracker = StateTracker::new(StatusSettings::default());
+    let start = Instant::now();
+    assert_eq!(tracker.next_refresh(), None);
+    tracker.observe(bridge_state("me", 1, A::Connected, None, 100), start);
+    tracker.set_global(GlobalEvent::Running, start, 100);
+    // CONNECTED and RUNNING both live 21600 s: due again at 17280 s, not before.
+    let due = start + Duration::from_secs(17280);
+    assert_eq!(tracker.next_refresh(), Some(due));
+    assert_eq!(tracker.refresh(due - Duration::from_secs(1), 17379), []);
+    let out = tracker.refresh(due, 17380);
+    let Output::Push(login) = &out[0] else { panic!("{out:?}") };
+    assert_eq!((login.state_event, login.timestamp), (StateEvent::Connected, 17380));
+    let Output::PushGlobal(global) = &out[1] else { panic!("{out:?}") };
+    assert_eq!(global.bridge_state.timestamp, 17380);
+    assert_eq!(global.remote_state["me"].state_event, StateEvent::Connected);
+    assert_eq!(tracker.next_refresh(), Some(due + Duration::from_secs(17280)));
+    // Forgotten: one LOGGED_OUT push, then only the global state is refreshed.
+    let out = tracker.forget("me", 20000);
+    let [Output::Push(last)] = out.as_slice() else { panic!("{out:?}") };
+    assert_eq!(last.state_event, StateEvent::LoggedOut);
+    assert_eq!(last.error.as_deref(), Some("qq-logged-out"));
+    assert_eq!(tracker.forget("me", 20001), []);
+    assert_eq!(tracker.state_of("me"), None);
+    let later = tracker.refresh(due + Duration::from_secs(17280), 40000);
+    assert!(matches!(later.as_slice(), [Output::PushGlobal(g)] if g.remote_state.is_empty()));
 }

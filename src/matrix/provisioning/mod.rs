@@ -81,6 +81,9 @@ pub enum StepKind {
         /// The QR code as WebQQ's `ptqrshow` drew it.
         png: Vec<u8>,
     },
+    /// Nothing to show yet: tell the user to wait and call the step again (bridgev2's
+    /// `display_and_wait` of type `nothing`).
+    Wait,
     /// Ask for these values and submit them.
     UserInput {
         /// The fields, in order.
@@ -112,7 +115,7 @@ impl LoginStep {
     /// The bridgev2 type name of this step (`display_and_wait`, `user_input`, `complete`).
     pub fn type_name(&self) -> &'static str {
         match self.kind {
-            StepKind::DisplayQr { .. } => "display_and_wait",
+            StepKind::DisplayQr { .. } | StepKind::Wait => "display_and_wait",
             StepKind::UserInput { .. } => "user_input",
             StepKind::Complete { .. } => "complete",
         }

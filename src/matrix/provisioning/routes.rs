@@ -189,6 +189,7 @@ pub(super) fn step_json(step: &LoginStep) -> Value {
             // client shows the image rather than drawing a code from `data`.
             ("display_and_wait", json!({"type": "qr", "data": "", "image_url": data_url(png)}))
         }
+        StepKind::Wait => ("display_and_wait", json!({"type": "nothing"})),
         StepKind::UserInput { fields, image } => {
             let mut input = json!({ "fields": fields });
             if let Some(image) = image {

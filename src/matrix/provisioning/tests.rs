@@ -313,3 +313,18 @@ async fn test_off_without_settings() {
     let auth = format!("Bearer {SECRET}");
     assert_eq!(call!(app, "GET", path, Some(&auth), None).0, 404);
 }
+
+#[actix_web::test]
+async fn test_a_waiting_step_shows_nothing_rather_than_an_empty_image() {
+    let step = LoginStep {
+        process_id: "p1".into(),
+        step_id: "starting".into(),
+        instructions: "wait".into(),
+        kind: StepKind::Wait,
+    };
+    assert_eq!(
+        routes::step_json(&step),
+        json!({"login_id": "p1", "type": "display_and_wait", "step_id": "starting",
+               "instructions": "wait", "display_and_wait": {"type": "nothing"}})
+    );
+}
