@@ -30,6 +30,11 @@ pub struct E2eRun {
     pub lat_bridged: Vec<f64>,
     pub lat_direct: Vec<f64>,
     pub lat_control: Vec<f64>,
+    /// Per sample, from just before the control call to the bridge's request having reached
+    /// the proxy: the bridge's own part of the path, free of Synapse's time.
+    pub reach_bridged: Vec<f64>,
+    /// Per sample, from just before the direct send to its request having reached the proxy.
+    pub reach_direct: Vec<f64>,
     /// The owner's sends per second into rooms nothing bridges.
     pub m2q_reference: f64,
     /// Owner's sends into portals, per second until the emulator received them all.
@@ -97,8 +102,9 @@ async fn bridged(world: &World, n: usize, tag: &str) -> anyhow::Result<Duration>
     Ok(started.elapsed())
 }
 
-/// Waits for the proxy's record of a send whose txn starts with `prefix`, from index `from`.
-async fn seen_at(world: &World, from: usize, prefix: &str) -> anyhow::Result<Instant> {
+/// Waits for the proxy's record of a send whose txn starts with `prefix`, from index `from`;
+/// answers when its request arrived and when Synapse's 200 came back.
+async fn seen_at(world: &World, from: usize, prefix: &str) -> anyhow::Result<(Instant, Instant)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(seen) = world
@@ -107,7 +113,7 @@ async fn seen_at(world: &World, from: usize, prefix: &str) -> anyhow::Result<Ins
             .into_iter()
             .find(|s| s.txn.starts_with(prefix) && s.status == 200)
         {
-            return Ok(seen.at);
+            return Ok((seen.arrived, seen.at));
         }
         world.check_bridge()?;
         if Instant::now() > deadline {
@@ -126,8 +132,9 @@ async fn latency(world: &World, samples: usize, tag: &str, run: &mut E2eRun) -> 
         let t0 = Instant::now();
         world.inject(p, 0, &format!("latency {tag} {s}")).await?;
         let control = t0.elapsed();
-        let at = seen_at(world, from, "qq").await?;
+        let (arrived, at) = seen_at(world, from, "qq").await?;
         run.lat_bridged.push(at.duration_since(t0).as_secs_f64() * 1e3);
+        run.reach_bridged.push(arrived.duration_since(t0).as_secs_f64() * 1e3);
         run.lat_control.push(control.as_secs_f64() * 1e3);
         tokio::time::sleep(Duration::from_millis(5)).await;
 
@@ -137,8 +144,9 @@ async fn latency(world: &World, samples: usize, tag: &str, run: &mut E2eRun) -> 
         world
             .direct_send(room, user, &format!("bd{tag}l{s}"), &format!("latency direct {s}"))
             .await?;
-        let at = seen_at(world, from, "bd").await?;
+        let (arrived, at) = seen_at(world, from, "bd").await?;
         run.lat_direct.push(at.duration_since(t0).as_secs_f64() * 1e3);
+        run.reach_direct.push(arrived.duration_since(t0).as_secs_f64() * 1e3);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())

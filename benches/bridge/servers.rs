@@ -108,6 +108,8 @@ pub async fn null_answer(
 /// One `m.room.message` send that went through the proxy.
 #[derive(Clone, Debug)]
 pub struct SendSeen {
+    /// When the whole request had reached the proxy (the sender's part ends here).
+    pub arrived: Instant,
     /// When Synapse's answer (headers) came back to the proxy.
     pub at: Instant,
     /// The transaction id (the bridge's start with `qq`, the bench's own with `bd`).
@@ -172,6 +174,7 @@ impl Proxy {
             Ok(body) => body.to_bytes(),
             Err(error) => return json(502, format!(r#"{{"error":"proxy read: {error}"}}"#)),
         };
+        let arrived = Instant::now();
         let url = format!("{}{path_and_query}", self.upstream);
         let mut request = self.http.request(parts.method.clone(), url).body(body);
         for name in [hyper::header::AUTHORIZATION, hyper::header::CONTENT_TYPE] {
@@ -204,7 +207,8 @@ impl Proxy {
             } else if status == 200 && txn.starts_with("bd") {
                 self.direct.fetch_add(1, Ordering::Relaxed);
             }
-            let seen = SendSeen { at, txn, room: room_of(path).unwrap_or_default(), user, status };
+            let room = room_of(path).unwrap_or_default();
+            let seen = SendSeen { arrived, at, txn, room, user, status };
             self.sends.lock().unwrap_or_else(PoisonError::into_inner).push(seen);
         }
         let mut answer = Response::new(Full::new(bytes));
