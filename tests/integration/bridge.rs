@@ -52,13 +52,8 @@ async fn test_friend_and_group_both_ways_through_synapse() {
 
     // The account has a space holding its portals, the owner invited to it.
     let space = space_of(&owner).await.expect("a space for the account");
-    let path = format!(
-        "/_matrix/client/v3/rooms/{}/state/m.space.child/{}",
-        urlencode(&space),
-        urlencode(&dm)
-    );
-    let (status, child) = call("GET", &path, Some(&owner.token), None).await;
-    assert_eq!(status, 200, "the DM portal is a child of the space: {child}");
+    let child = owner.state(&space, "m.space.child", &dm).await;
+    let child = child.expect("the DM portal is a child of the space");
     assert_eq!(child["via"], json!(["localhost"]));
 
     // The owner typing in the DM portal is told to the QQ friend (input_notify2).

@@ -5,18 +5,16 @@
 
 use std::collections::BTreeMap;
 
-use matrix_sdk::ruma::events::room::message::{MessageType, RoomMessageEventContent};
 use qqbridge::account::state::AccountState;
 use qqbridge::config::Permission;
 use ruma::UserId;
 use serde_json::{Value, json};
 
 use crate::bridge_common::{
-    ME, Owner, dm_with_bot, setup, space_of, start_bridge, urlencode, wait_state, wait_text,
+    ME, Owner, dm_with_bot, setup, space_of, start_bridge, wait_state, wait_text,
 };
 use crate::harness::test_store;
 use crate::matrix::bot::E2eeHuman;
-use crate::synapse::call;
 
 /// The emulator's QR account, a friend of [`ME`].
 const OTHER: u64 = 10002;
@@ -52,15 +50,8 @@ async fn test_login_qr_in_an_encrypted_dm() {
     human.send(&room, "login qr").await;
     let image =
         human.wait_decrypted(&room, "QR image", |e| e["content"]["msgtype"] == "m.image").await;
-    let content = &image["content"];
-    assert_eq!(content["info"]["mimetype"], "image/png", "{content}");
-    assert!(content.get("url").is_none() && content["file"]["url"].is_string(), "{content}");
-    let MessageType::Image(qr) =
-        serde_json::from_value::<RoomMessageEventContent>(content.clone()).unwrap().msgtype
-    else {
-        panic!("not an image: {content}")
-    };
-    let png = human.client.media().get_file(&qr, false).await.unwrap().unwrap();
+    assert_eq!(image["content"]["info"]["mimetype"], "image/png", "{image}");
+    let png = human.encrypted_image(&image["content"]).await;
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "the decrypted file is the PNG");
 
     // The "phone" scans and confirms through the emulator; each step is told in the room.
@@ -83,13 +74,8 @@ async fn test_login_qr_in_an_encrypted_dm() {
     te.post_message(OTHER, "friend", ME, "hello encrypted login", json!({})).await;
     let (portal, _) = alice.wait_for("hello encrypted login").await;
     let space = space_of(&alice).await.expect("a space for the account");
-    let path = format!(
-        "/_matrix/client/v3/rooms/{}/state/m.space.child/{}",
-        urlencode(&space),
-        urlencode(&portal)
-    );
-    let (status, child) = call("GET", &path, Some(&alice.token), None).await;
-    assert_eq!(status, 200, "the portal is a child of the account's space: {child}");
+    let child = alice.state(&space, "m.space.child", &portal).await;
+    assert!(child.is_some(), "the portal is a child of the account's space");
 
     // The same bot still answers in the clear in an unencrypted DM.
     let plain = dm_with_bot(&alice, bot.as_str()).await;

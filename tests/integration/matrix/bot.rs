@@ -191,6 +191,18 @@ impl E2eeHuman {
         found.unwrap_or_else(|_| panic!("{} never got a decrypted {what}", room.room_id()))
     }
 
+    /// The bytes of an `m.image` `content` sent as an encrypted file (`file`, never `url`),
+    /// downloaded and decrypted.
+    pub async fn encrypted_image(&self, content: &Value) -> Vec<u8> {
+        assert!(content.get("url").is_none() && content["file"]["url"].is_string(), "{content}");
+        let MessageType::Image(image) =
+            serde_json::from_value::<RoomMessageEventContent>(content.clone()).unwrap().msgtype
+        else {
+            panic!("not an image: {content}")
+        };
+        self.client.media().get_file(&image, false).await.unwrap().unwrap()
+    }
+
     /// The event decrypted by this human's client, waiting for the room key to arrive.
     async fn decrypted(&self, room: &Room, event_id: &OwnedEventId) -> Value {
         tokio::time::timeout(WAIT, async {
@@ -287,13 +299,7 @@ async fn test_bot_reads_and_answers_in_an_encrypted_dm_and_keeps_its_device() {
     assert_eq!((content["info"]["w"].as_u64(), content["info"]["h"].as_u64()), (Some(2), Some(1)));
     assert_eq!(content["info"]["mimetype"], "image/png");
     assert_eq!(content["info"]["size"].as_u64(), Some(png.len() as u64));
-    assert!(content.get("url").is_none() && content["file"]["url"].is_string(), "{content}");
-    let MessageType::Image(image_content) =
-        serde_json::from_value::<RoomMessageEventContent>(content.clone()).unwrap().msgtype
-    else {
-        panic!("not an image: {content}")
-    };
-    let bytes = human.client.media().get_file(&image_content, false).await.unwrap().unwrap();
+    let bytes = human.encrypted_image(content).await;
     assert_eq!(bytes, png, "the decrypted upload differs");
 
     // The bot's own messages never come back as events; redaction works in the encrypted room.
