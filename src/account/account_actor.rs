@@ -29,7 +29,7 @@ use crate::account::poller_actor::{
     PollFinished, PollerActor, PollerNeedsRelink, PollerReports, PollerStopped, QqEventsReceived,
 };
 use crate::account::resolve::{Lookup, Resolution, Resolver};
-use crate::account::sender_actor::{QueueMessage, SendReport, SenderActor};
+use crate::account::sender_actor::{NewSession, QueueMessage, SendReport, SenderActor};
 use crate::account::state::{self, AccountState, Signal};
 use crate::webqq::client::WebQqClient;
 use crate::webqq::directory::Directory;
@@ -294,14 +294,15 @@ impl AccountActor {
         directory: Arc<Directory>,
         ctx: &mut Context<Self>,
     ) {
-        if let Some(old) = self.sender.take() {
-            // Messages still queued in the old sender are not lost: it finishes them on the old
-            // client only if that session still works; a new sender takes every new message.
-            drop(old);
-            self.observer.do_send(AccountEvent::ChildRestarted {
-                account: self.settings.id.clone(),
-                child: Child::Sender,
-            });
+        if let Some(sender) = &self.sender {
+            // A new login replaced the session: the sender keeps its queue and goes on with the
+            // new one. A sender left on the old client would retry its refused messages there
+            // until it gave up, and they would be lost (the chaos run's seed 11).
+            sender.do_send(NewSession { client, directory });
+            for message in self.pending.drain(..) {
+                sender.do_send(message);
+            }
+            return;
         }
         let sender =
             SenderActor::new(client, directory, self.settings.send, ctx.address().recipient())

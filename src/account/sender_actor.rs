@@ -50,6 +50,18 @@ impl QueueMessage {
     }
 }
 
+/// Command: go on with a new session (a new login replaced the old one). Queued messages stay
+/// queued and go out on the new session; a send in flight on the old one ends as it ends. Sent by
+/// the account.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NewSession {
+    /// The new session's client.
+    pub client: Arc<WebQqClient>,
+    /// Its contacts, for this session's uins and gids.
+    pub directory: Arc<Directory>,
+}
+
 /// Event: the outcome of one queued message (or of one attempt, for `WillRetry`). Sent by
 /// `SenderActor` to its account.
 #[derive(Message, Clone, Debug)]
@@ -162,6 +174,17 @@ async fn send_one(
 
 impl Actor for SenderActor {
     type Context = Context<Self>;
+}
+
+impl Handler<NewSession> for SenderActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: NewSession, ctx: &mut Context<Self>) {
+        self.client = msg.client;
+        self.directory = msg.directory;
+        self.queue.new_session();
+        self.pump(ctx);
+    }
 }
 
 impl Handler<QueueMessage> for SenderActor {

@@ -261,6 +261,36 @@ async fn test_expired_session_relinks_first_then_logs_in_again() {
 }
 
 #[actix::test]
+async fn test_a_message_refused_by_a_replaced_session_goes_out_on_the_new_one() {
+    let te = TestEmulator::start().await;
+    let (account, _collector) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    let friend = ChatKey::Friend(QqNumber::new(10002));
+    let (first, outcome) = QueueMessage::tracked(friend, Content::text("one"));
+    account.send(first).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), outcome).await;
+    assert_eq!(outcome.unwrap().unwrap(), SendOutcome::Delivered, "the sender is running");
+    let logins = counter(&te, "login").await;
+    // The session dies and its relink is refused: the account logs in anew (a new client).
+    // The message queued meanwhile is refused by the dead session (103: surely not taken)
+    // and waits for a retry; the old sender's retries on the dead client would all be
+    // refused, and the message lost (the chaos run's Matrix → QQ losses).
+    te.fault(json!({"endpoint": "login2", "account": 10001, "count": 1, "kind": {"retcode": 112}}))
+        .await;
+    te.fault(json!({"endpoint": "*", "account": 10001, "count": 1, "kind": {"expire": true}}))
+        .await;
+    let (second, outcome) = QueueMessage::tracked(friend, Content::text("two"));
+    account.send(second).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), outcome).await;
+    assert_eq!(outcome.unwrap().unwrap(), SendOutcome::Delivered);
+    assert!(counter(&te, "login").await > logins, "a new login took over");
+    let sent = te.sent(10001).await;
+    let texts: Vec<&str> = sent.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["one", "two"]);
+    account.send(StopAccount).await.unwrap();
+}
+
+#[actix::test]
 async fn test_captcha_is_shown_and_answered_wrong_then_right() {
     let te = TestEmulator::start().await;
     let collector = Collector::default();
