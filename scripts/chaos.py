@@ -509,14 +509,18 @@ def fault_specs(args, seconds):
 
 def observe(args, owners, chats, ids):
     """(seen toward Matrix {chat: [seq]}, seen toward QQ {chat: [seq]}, misrouted toward QQ,
-    event ids the bridge said may not have reached QQ)."""
-    to_matrix, uncertain = {c.index: [] for c in chats}, set()
+    event ids the bridge said may not have reached QQ, {event id: the bridge's notice replying
+    to it}: what the owner was told, shown for the lost)."""
+    to_matrix, uncertain, notices = {c.index: [] for c in chats}, set(), {}
     for chat in chats:
         owner = owners[chat.account]
         for event in owner.history(chat.room):
             if event.get("sender") == owner.user_id:
                 continue
             content = event.get("content", {})
+            replied = ((content.get("m.relates_to") or {}).get("m.in_reply_to") or {})
+            if replied.get("event_id") and content.get("msgtype") == "m.notice":
+                notices[replied["event_id"]] = str(content.get("body", ""))
             if str(content.get("body", "")).startswith(UNCERTAIN_NOTICE):
                 replied = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
                 uncertain.add(replied.get("event_id"))
@@ -541,7 +545,7 @@ def observe(args, owners, chats, ids):
                 misrouted += 1
                 continue
             to_qq[c].append(int(m.group(2)))
-    return to_matrix, to_qq, misrouted, uncertain
+    return to_matrix, to_qq, misrouted, uncertain, notices
 
 
 def told_uncertain(ledger, seen):
@@ -745,6 +749,9 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
                     near += 1
             print(f"  of which {near} were answered 200 by the homeserver at most "
                   f"{args.kill_window} s before a SIGKILL of the bridge")
+            for key in lost[:10]:
+                told = seen[4].get(ledger.mx_events.get(key), "no notice")
+                print(f"  c{key[0]}-{key[1]}: {told[:160]}")
     if to_matrix[1]:
         queue_full = emulator_log_keys(args, "queue full: event dropped") & set(to_matrix[1])
         unknown = bridge_log_count(args, "QQ event not bridged")

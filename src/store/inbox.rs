@@ -33,6 +33,9 @@ pub struct OutboxRow {
     pub seq: u64,
     /// The event as the homeserver sent it.
     pub event_json: String,
+    /// A QQ send call for it had begun ([`Conn::outbox_sending`]): after a crash it may have
+    /// reached QQ, so it is not sent again.
+    pub sending: bool,
 }
 
 impl Conn {
@@ -64,6 +67,18 @@ impl Conn {
         })
     }
 
+    /// Marks the outbox event as being sent to QQ (RELIABILITY.md §1.5: durably, before the
+    /// HTTP call). Only the first mark counts; `true` if the event is in the outbox.
+    pub fn outbox_sending(&mut self, room_id: &RoomId, event_id: &str) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "mark Matrix event sending",
+            "UPDATE mx_outbox SET sending_at = COALESCE(sending_at, $3)
+             WHERE room_id = $1 AND event_id = $2",
+            &[room_id.as_str().into(), event_id.into(), now().into()],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Forgets a Matrix event whose QQ outcome is known; `true` if it was there.
     pub fn outbox_done(&mut self, room_id: &RoomId, event_id: &str) -> Result<bool, StoreError> {
         let n = self.exec(
@@ -79,7 +94,8 @@ impl Conn {
         let rows = self.rows(
             "mx_outbox",
             "read Matrix outbox",
-            "SELECT room_id, event_id, seq, event_json FROM mx_outbox ORDER BY seq",
+            "SELECT room_id, event_id, seq, event_json, sending_at IS NOT NULL FROM mx_outbox
+             ORDER BY seq",
             &[],
         )?;
         rows.iter()
@@ -89,6 +105,7 @@ impl Conn {
                     event_id: super::matrix::event_id(row, 1)?,
                     seq: row.uint(2)?,
                     event_json: row.text(3)?,
+                    sending: row.bool(4)?,
                 })
             })
             .collect()
