@@ -18,6 +18,7 @@ use crate::account::login_actor::{
 };
 use crate::account::lookup;
 
+mod polled;
 mod restore;
 mod services;
 pub use crate::account::messages::{
@@ -54,6 +55,8 @@ pub struct AccountActor {
     unresolved: std::collections::VecDeque<QqEventsReceived>,
     /// A lookup is in flight: later batches wait behind it.
     resolving: bool,
+    /// Poll batches persisted until the bridge has them (`polled.rs`).
+    polls: polled::Polls,
     relogins: u32,
     /// Failed attempts at restoring the stored session so far.
     restore_attempts: u32,
@@ -86,6 +89,7 @@ impl AccountActor {
             resolver: None,
             unresolved: std::collections::VecDeque::new(),
             resolving: false,
+            polls: polled::Polls::default(),
             relogins: 0,
             restore_attempts: 0,
             relinked_after_kick: false,
@@ -325,6 +329,9 @@ impl AccountActor {
     fn resolve_next(&mut self, ctx: &mut Context<Self>) {
         while !self.resolving && self.resolver.is_some() {
             let Some(batch) = self.unresolved.pop_front() else { return };
+            if self.polled_in_other_session(&batch) {
+                continue;
+            }
             self.resolve_from(batch, 0, ctx);
         }
     }
@@ -396,6 +403,7 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.replay_polled();
         self.connect(ctx);
     }
 }
@@ -512,7 +520,7 @@ impl Handler<QqEventsReceived> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
-        self.enqueue_batch(msg, ctx);
+        self.persist_then_enqueue(msg, ctx);
     }
 }
 

@@ -313,14 +313,17 @@ CREATE TABLE portal_relays (
 ///   uncertain and counted, never resent blindly.
 /// - `qq_polled`: poll2 batches as QQ returned them, persisted before the account resolves their
 ///   per-session ids (lookups may wait on QQ) and deleted with the resolved events' `qq_inbox`
-///   insert; a crash in between replays them.
+///   insert; a crash in between replays them. `session` names the session that polled them
+///   (its `opened_at`): their uins mean something only in that session.
 pub const SQLITE_V8_SENDING_POLLED: &str = "
 ALTER TABLE mx_outbox ADD COLUMN sending_at INTEGER;
 CREATE TABLE qq_polled (
-    seq         INTEGER PRIMARY KEY,
     account_id  TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    session     INTEGER NOT NULL,
     events_json TEXT NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, seq)
 );
 ";
 
@@ -328,10 +331,12 @@ CREATE TABLE qq_polled (
 pub const POSTGRES_V8_SENDING_POLLED: &str = "
 ALTER TABLE mx_outbox ADD COLUMN sending_at BIGINT;
 CREATE TABLE qq_polled (
-    seq         BIGINT PRIMARY KEY,
     account_id  TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    session     BIGINT NOT NULL,
     events_json TEXT NOT NULL,
-    created_at  BIGINT NOT NULL
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (account_id, seq)
 );
 ";
 

@@ -140,3 +140,42 @@ fn test_sending_mark_survives_a_reopen_and_only_marks_outbox_rows() {
         assert_eq!(left, vec![row(1, false), row(2, true)], "{}", f.name);
     }
 }
+
+#[test]
+fn test_poll_batches_wait_per_account_and_leave_with_their_inbox_rows() {
+    for f in fixtures() {
+        let polled = |account: &str, seq: u64| PolledRow {
+            account_id: account.into(),
+            seq,
+            session: 7,
+            events_json: format!("[{seq}]"),
+        };
+        let store = &f.store;
+        for row in [polled("a", 2), polled("a", 1), polled("b", 1)] {
+            store.blocking_call(move |c| c.polled_push(&row)).unwrap();
+        }
+        let of = |account: &'static str| store.blocking_call(move |c| c.polled(account)).unwrap();
+        assert_eq!(of("a"), vec![polled("a", 1), polled("a", 2)], "{}", f.name);
+        let inbox = InboxRow {
+            seq: 5,
+            account_id: "a".into(),
+            lane: "friend:a:10002".into(),
+            event_json: "{}".into(),
+        };
+        let done = vec![("a".to_owned(), 1)];
+        store.blocking_call(move |c| c.inbox_push_resolved(&[inbox], &[], &done)).unwrap();
+        // A clash in the inbox refuses the batch whole: it stays in `qq_polled`.
+        let clash = InboxRow {
+            seq: 5,
+            account_id: "a".into(),
+            lane: "friend:a:10002".into(),
+            event_json: "{}".into(),
+        };
+        let done = vec![("a".to_owned(), 2)];
+        assert!(store.blocking_call(move |c| c.inbox_push_resolved(&[clash], &[], &done)).is_err());
+        let reopened = f.reopen();
+        assert_eq!(reopened.blocking_call(|c| c.polled("a")).unwrap(), vec![polled("a", 2)]);
+        assert_eq!(reopened.blocking_call(|c| c.polled("b")).unwrap(), vec![polled("b", 1)]);
+        assert_eq!(reopened.inbox().unwrap().len(), 1, "{}", f.name);
+    }
+}
