@@ -47,6 +47,8 @@ SEED_BODY = re.compile(r"chaos seed c(\d+)\b")
 # The bridge's notice for a send QQ did not confirm (an HTTP 5xx, a 1202, a cut answer): not
 # resent, as it may have arrived (RELIABILITY.md §1.5, G7); src/bridge/portal/status.rs.
 UNCERTAIN_NOTICE = "Maybe not delivered to QQ"
+# The bridge's log line for a send found under way after a SIGKILL (src/bridge/portal/outbox.rs).
+INTERRUPTED_LOG = "was being sent to QQ when the bridge stopped"
 
 
 def log(message):
@@ -722,7 +724,8 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
     print(f"Matrix -> QQ: not expected, as QQ did not confirm them and the bridge does not "
           f"resend blindly (RELIABILITY.md G7): {len(uncertain)} missing on QQ with a "
           f"'{UNCERTAIN_NOTICE}' notice to the owner (sends answered by an injected HTTP 5xx, "
-          f"which the emulator never delivers: {status_faults})"
+          f"which the emulator never delivers: {status_faults}; sends a SIGKILL interrupted, "
+          f"not resent: {bridge_log_count(args, INTERRUPTED_LOG)})"
           + (f": {', '.join(f'c{c}-{s}' for c, s in sorted(uncertain)[:20])}" if uncertain else ""))
     refused = bridge_log_count(args, "is polled by another qqbridge process")
     print(f"bridge: {procs.bridge_starts} starts; {len(procs.exits)} exits by itself (restarted "
@@ -783,6 +786,14 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
             print(f"note: {line} (goal 0; fails only with --fail-on-qq-duplicates)")
     if misrouted:
         failures.append(f"{misrouted} sent to the wrong QQ chat")
+    # Only what QQ did not confirm may be told "maybe not delivered" and left out: an injected
+    # 5xx on a send (the emulator drops those) or a send the bridge found interrupted by a
+    # SIGKILL (its durable 'sending' mark, RELIABILITY.md §1.5). More such notices than those
+    # would hide messages the bridge lost and merely labelled uncertain.
+    interrupted = bridge_log_count(args, INTERRUPTED_LOG)
+    if len(uncertain) > status_faults + interrupted:
+        failures.append(f"{len(uncertain)} told 'maybe not delivered' and missing, but only "
+                        f"{status_faults} sends answered 5xx and {interrupted} interrupted")
     if failures:
         print("chaos: FAILED: " + "; ".join(failures))
         return 1
