@@ -47,6 +47,8 @@ SEED_BODY = re.compile(r"chaos seed c(\d+)\b")
 # The bridge's notice for a send QQ did not confirm (an HTTP 5xx, a 1202, a cut answer): not
 # resent, as it may have arrived (RELIABILITY.md §1.5, G7); src/bridge/portal/status.rs.
 UNCERTAIN_NOTICE = "Maybe not delivered to QQ"
+# The bridge's log line for a send found under way after a SIGKILL (src/bridge/portal/outbox.rs).
+INTERRUPTED_LOG = "was being sent to QQ when the bridge stopped"
 
 
 def log(message):
@@ -509,14 +511,18 @@ def fault_specs(args, seconds):
 
 def observe(args, owners, chats, ids):
     """(seen toward Matrix {chat: [seq]}, seen toward QQ {chat: [seq]}, misrouted toward QQ,
-    event ids the bridge said may not have reached QQ)."""
-    to_matrix, uncertain = {c.index: [] for c in chats}, set()
+    event ids the bridge said may not have reached QQ, {event id: the bridge's notice replying
+    to it}: what the owner was told, shown for the lost)."""
+    to_matrix, uncertain, notices = {c.index: [] for c in chats}, set(), {}
     for chat in chats:
         owner = owners[chat.account]
         for event in owner.history(chat.room):
             if event.get("sender") == owner.user_id:
                 continue
             content = event.get("content", {})
+            replied = ((content.get("m.relates_to") or {}).get("m.in_reply_to") or {})
+            if replied.get("event_id") and content.get("msgtype") == "m.notice":
+                notices[replied["event_id"]] = str(content.get("body", ""))
             if str(content.get("body", "")).startswith(UNCERTAIN_NOTICE):
                 replied = (content.get("m.relates_to") or {}).get("m.in_reply_to") or {}
                 uncertain.add(replied.get("event_id"))
@@ -541,7 +547,7 @@ def observe(args, owners, chats, ids):
                 misrouted += 1
                 continue
             to_qq[c].append(int(m.group(2)))
-    return to_matrix, to_qq, misrouted, uncertain
+    return to_matrix, to_qq, misrouted, uncertain, notices
 
 
 def told_uncertain(ledger, seen):
@@ -718,7 +724,8 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
     print(f"Matrix -> QQ: not expected, as QQ did not confirm them and the bridge does not "
           f"resend blindly (RELIABILITY.md G7): {len(uncertain)} missing on QQ with a "
           f"'{UNCERTAIN_NOTICE}' notice to the owner (sends answered by an injected HTTP 5xx, "
-          f"which the emulator never delivers: {status_faults})"
+          f"which the emulator never delivers: {status_faults}; sends a SIGKILL interrupted, "
+          f"not resent: {bridge_log_count(args, INTERRUPTED_LOG)})"
           + (f": {', '.join(f'c{c}-{s}' for c, s in sorted(uncertain)[:20])}" if uncertain else ""))
     refused = bridge_log_count(args, "is polled by another qqbridge process")
     print(f"bridge: {procs.bridge_starts} starts; {len(procs.exits)} exits by itself (restarted "
@@ -745,6 +752,9 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
                     near += 1
             print(f"  of which {near} were answered 200 by the homeserver at most "
                   f"{args.kill_window} s before a SIGKILL of the bridge")
+            for key in lost[:10]:
+                told = seen[4].get(ledger.mx_events.get(key), "no notice")
+                print(f"  c{key[0]}-{key[1]}: {told[:160]}")
     if to_matrix[1]:
         queue_full = emulator_log_keys(args, "queue full: event dropped") & set(to_matrix[1])
         unknown = bridge_log_count(args, "QQ event not bridged")
@@ -776,6 +786,14 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
             print(f"note: {line} (goal 0; fails only with --fail-on-qq-duplicates)")
     if misrouted:
         failures.append(f"{misrouted} sent to the wrong QQ chat")
+    # Only what QQ did not confirm may be told "maybe not delivered" and left out: an injected
+    # 5xx on a send (the emulator drops those) or a send the bridge found interrupted by a
+    # SIGKILL (its durable 'sending' mark, RELIABILITY.md §1.5). More such notices than those
+    # would hide messages the bridge lost and merely labelled uncertain.
+    interrupted = bridge_log_count(args, INTERRUPTED_LOG)
+    if len(uncertain) > status_faults + interrupted:
+        failures.append(f"{len(uncertain)} told 'maybe not delivered' and missing, but only "
+                        f"{status_faults} sends answered 5xx and {interrupted} interrupted")
     if failures:
         print("chaos: FAILED: " + "; ".join(failures))
         return 1

@@ -7,7 +7,8 @@
 # naming the step.
 #
 # Environment: CARGO_TARGET_DIR is honoured; QQBRIDGE_TEST_SKIP_APT=1 makes `need_apt` fail
-# instead of installing (for machines where this script must not touch the system).
+# instead of installing (for machines where this script must not touch the system);
+# QQBRIDGE_CHAOS_SEED=N runs the small chaos run with another seed than its fixed one.
 
 set -euo pipefail
 
@@ -130,6 +131,16 @@ synapse() {
     scripts/synapse.sh install
 }
 
+# chaos_small: the small chaos run (scripts/chaos.sh: emulator + bridge + Synapse, 200 messages
+# each way, 2 SIGKILLs, Synapse stopped 10 s, 20 % faulted requests; a few minutes), with the
+# issue's assertions: it fails on anything lost or duplicated toward Matrix, lost toward QQ,
+# sent to the wrong chat or out of order; duplicates toward QQ are reported. A fixed seed, so
+# that a failure repeats; its `cargo build` finds the debug binary `cargo test` built.
+CHAOS_SEED=11
+chaos_small() {
+    scripts/chaos.sh --small --seed "${QQBRIDGE_CHAOS_SEED:-$CHAOS_SEED}"
+}
+
 # ---- set-up -----------------------------------------------------------------------------------
 step "toolchain" rust_toolchain
 step "synapse" synapse
@@ -141,6 +152,7 @@ step "promtool" promtool_rules
 step "prometheus (real server, stalled poll fires QqPollStalled)" scripts/prometheus-test.sh
 step "test" cargo test --all-targets
 step "test on PostgreSQL (store suite, manager, bridge against Synapse)" postgres_suite
+step "chaos (small: crashes, a Synapse outage and faults; nothing lost either way)" chaos_small
 step "doctest" cargo test --doc
 step "fidelity (pandolia qqbot 2.3.11 against the emulator)" fidelity
 step "demo (scripted exchange, no wait)" scripts/demo.sh --no-wait

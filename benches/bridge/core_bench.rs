@@ -265,7 +265,12 @@ async fn measure(
         }
     }
     let warm_count = warm.len() as u64;
-    actor.do_send(QqEventsReceived { account: ACCOUNT.into(), events: vec![], resolved: warm });
+    actor.do_send(QqEventsReceived {
+        account: ACCOUNT.into(),
+        events: vec![],
+        resolved: warm,
+        polled: None,
+    });
     wait_sends(&counts, warm_count, "warm-up").await?;
     // The rooms the warm-up made, for the raw reference.
     let portals = store.portals()?;
@@ -292,7 +297,12 @@ async fn measure(
     let (cpu0, null0) = (ticks_self()?, ticks_thread(tid)?);
     let started = Instant::now();
     for resolved in batches {
-        actor.do_send(QqEventsReceived { account: ACCOUNT.into(), events: vec![], resolved });
+        actor.do_send(QqEventsReceived {
+            account: ACCOUNT.into(),
+            events: vec![],
+            resolved,
+            polled: None,
+        });
     }
     wait_sends(&counts, before + args.messages as u64, "bridge").await?;
     // The clock stops once the bridge has settled everything (map rows written, inbox rows

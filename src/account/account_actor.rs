@@ -18,6 +18,7 @@ use crate::account::login_actor::{
 };
 use crate::account::lookup;
 
+mod polled;
 mod restore;
 mod services;
 pub use crate::account::messages::{
@@ -30,7 +31,7 @@ use crate::account::poller_actor::{
     PollFinished, PollerActor, PollerNeedsRelink, PollerReports, PollerStopped, QqEventsReceived,
 };
 use crate::account::resolve::{Lookup, Resolution, Resolver};
-use crate::account::sender_actor::{QueueMessage, SendReport, SenderActor};
+use crate::account::sender_actor::{NewSession, QueueMessage, SendReport, SenderActor};
 use crate::account::state::{self, AccountState, Signal};
 use crate::webqq::client::WebQqClient;
 use crate::webqq::directory::Directory;
@@ -55,6 +56,8 @@ pub struct AccountActor {
     unresolved: std::collections::VecDeque<QqEventsReceived>,
     /// A lookup is in flight: later batches wait behind it.
     resolving: bool,
+    /// Poll batches persisted until the bridge has them (`polled.rs`).
+    polls: polled::Polls,
     relogins: u32,
     /// Failed attempts at restoring the stored session so far.
     restore_attempts: u32,
@@ -87,6 +90,7 @@ impl AccountActor {
             resolver: None,
             unresolved: std::collections::VecDeque::new(),
             resolving: false,
+            polls: polled::Polls::default(),
             relogins: 0,
             restore_attempts: 0,
             relinked_after_kick: false,
@@ -295,14 +299,15 @@ impl AccountActor {
         directory: Arc<Directory>,
         ctx: &mut Context<Self>,
     ) {
-        if let Some(old) = self.sender.take() {
-            // Messages still queued in the old sender are not lost: it finishes them on the old
-            // client only if that session still works; a new sender takes every new message.
-            drop(old);
-            self.observer.do_send(AccountEvent::ChildRestarted {
-                account: self.settings.id.clone(),
-                child: Child::Sender,
-            });
+        if let Some(sender) = &self.sender {
+            // A new login replaced the session: the sender keeps its queue and goes on with the
+            // new one. A sender left on the old client would retry its refused messages there
+            // until it gave up, and they would be lost (the chaos run's seed 11).
+            sender.do_send(NewSession { client, directory });
+            for message in self.pending.drain(..) {
+                sender.do_send(message);
+            }
+            return;
         }
         let sender =
             SenderActor::new(client, directory, self.settings.send, ctx.address().recipient())
@@ -325,6 +330,9 @@ impl AccountActor {
     fn resolve_next(&mut self, ctx: &mut Context<Self>) {
         while !self.resolving && self.resolver.is_some() {
             let Some(batch) = self.unresolved.pop_front() else { return };
+            if self.polled_in_other_session(&batch) {
+                continue;
+            }
             self.resolve_from(batch, 0, ctx);
         }
     }
@@ -396,6 +404,7 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.replay_polled();
         self.connect(ctx);
     }
 }
@@ -512,7 +521,7 @@ impl Handler<QqEventsReceived> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
-        self.enqueue_batch(msg, ctx);
+        self.persist_then_enqueue(msg, ctx);
     }
 }
 

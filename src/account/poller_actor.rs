@@ -27,6 +27,9 @@ pub struct QqEventsReceived {
     /// The same events keyed by permanent numbers, for the bridge: empty from the poller, filled
     /// in by the account (which holds the session's directory) before it hands them on.
     pub resolved: Vec<crate::account::resolve::QqEvent>,
+    /// The batch's number in the store's `qq_polled` once the account persisted it: the bridge
+    /// forgets it there with the batch's inbox rows.
+    pub polled: Option<u64>,
 }
 
 /// Event: one poll finished, for health reporting. Sent by `PollerActor` to its account.
@@ -140,6 +143,7 @@ impl PollerActor {
                     account: self.account.clone(),
                     events,
                     resolved: Vec::new(),
+                    polled: None,
                 });
                 if ends {
                     self.reports.stopped.do_send(PollerStopped { reason: StopReason::Kicked });

@@ -126,6 +126,18 @@ impl SendQueue {
         id
     }
 
+    /// A new session took over (a relink or a new login): every queued message gets a fresh
+    /// retry budget and may go at once. Messages refused by the old session surely did not
+    /// reach QQ (that is why they wait), so trying them on the new one resends nothing.
+    pub fn new_session(&mut self) {
+        for queue in self.chats.values_mut() {
+            for message in queue.iter_mut() {
+                message.attempts = 0;
+            }
+        }
+        self.not_before.clear();
+    }
+
     /// Messages waiting, in flight included (`qqbridge_send_queue_messages`).
     pub fn depth(&self) -> usize {
         self.chats.values().map(VecDeque::len).sum()
@@ -345,6 +357,30 @@ mod tests {
         send_next(&mut queue, secs(6));
         assert!(matches!(queue.on_result(a, &retcode(108), secs(6)), SendOutcome::Failed { .. }));
         assert_eq!(queue.depth(), 0);
+    }
+
+    #[test]
+    fn test_a_new_session_gives_refused_messages_a_fresh_budget() {
+        let policy =
+            SendPolicy { min_interval: Duration::ZERO, max_retries: 1, retry_backoff: secs(60) };
+        let mut queue = SendQueue::new(policy);
+        let a = queue.push(FRIEND, Content::text("a"));
+        queue.push(FRIEND, Content::text("b"));
+        send_next(&mut queue, secs(0));
+        assert!(matches!(
+            queue.on_result(a, &retcode(103), secs(0)),
+            SendOutcome::WillRetry { .. }
+        ));
+        assert_eq!(queue.next(secs(1)), Next::Wait(secs(59)), "the old session's backoff");
+        queue.new_session();
+        let again = send_next(&mut queue, secs(1));
+        assert_eq!((again.id, again.attempts), (a, 0), "at once, budget restored");
+        // One more refusal is within the restored budget: retried, not failed.
+        assert!(matches!(
+            queue.on_result(a, &retcode(108), secs(1)),
+            SendOutcome::WillRetry { .. }
+        ));
+        assert_eq!(queue.depth(), 2);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use crate::account::send_queue::{ChatKey, Next, Outgoing, SendOutcome, SendPolicy, SendQueue};
@@ -32,12 +33,19 @@ pub struct QueueMessage {
     /// with its sender or account (a relink or stop before it went): the receiver then knows it
     /// may or may not have reached QQ (MATRIX.md §6.6, never silent).
     pub outcome: Option<oneshot::Sender<SendOutcome>>,
+    /// Awaited just before the first QQ send call of this message, never again (the bridge
+    /// marks its outbox row `sending` there: RELIABILITY.md §1.5). Dropped unrun when the
+    /// message never goes out.
+    pub before_send: Option<BeforeSend>,
 }
+
+/// Work to finish just before a message's first send call (see [`QueueMessage::before_send`]).
+pub type BeforeSend = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
 impl QueueMessage {
     /// A message nobody waits on (the account's own sends).
     pub fn new(chat: ChatKey, content: Content) -> QueueMessage {
-        QueueMessage { chat, content, outcome: None }
+        QueueMessage { chat, content, outcome: None, before_send: None }
     }
 
     /// A message and the receiver of its final outcome.
@@ -46,8 +54,26 @@ impl QueueMessage {
         content: Content,
     ) -> (QueueMessage, oneshot::Receiver<SendOutcome>) {
         let (tx, rx) = oneshot::channel();
-        (QueueMessage { chat, content, outcome: Some(tx) }, rx)
+        (QueueMessage { chat, content, outcome: Some(tx), before_send: None }, rx)
     }
+
+    /// This message with `hook` awaited just before its first send call.
+    pub fn before_send(mut self, hook: BeforeSend) -> QueueMessage {
+        self.before_send = Some(hook);
+        self
+    }
+}
+
+/// Command: go on with a new session (a new login replaced the old one). Queued messages stay
+/// queued and go out on the new session; a send in flight on the old one ends as it ends. Sent by
+/// the account.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NewSession {
+    /// The new session's client.
+    pub client: Arc<WebQqClient>,
+    /// Its contacts, for this session's uins and gids.
+    pub directory: Arc<Directory>,
 }
 
 /// Event: the outcome of one queued message (or of one attempt, for `WillRetry`). Sent by
@@ -75,6 +101,8 @@ pub struct SenderActor {
     timer: Option<SpawnHandle>,
     /// Who waits for the final outcome of which queued message.
     waiting: HashMap<u64, oneshot::Sender<SendOutcome>>,
+    /// What runs before the first send call of which queued message.
+    before: HashMap<u64, BeforeSend>,
 }
 
 impl SenderActor {
@@ -93,6 +121,7 @@ impl SenderActor {
             reports,
             timer: None,
             waiting: HashMap::new(),
+            before: HashMap::new(),
         }
     }
 
@@ -117,25 +146,31 @@ impl SenderActor {
         let directory = self.directory.clone();
         let started = Instant::now();
         let id = message.id;
+        let before = self.before.remove(&id);
         ctx.spawn(
-            async move { send_one(&client, &directory, &message).await }.into_actor(self).map(
-                move |result, act, ctx| {
-                    let outcome = act.queue.on_result(id, &result, act.epoch.elapsed());
-                    if !matches!(outcome, SendOutcome::WillRetry { .. })
-                        && let Some(waiter) = act.waiting.remove(&id)
-                    {
-                        // The waiter may have gone (a stopped bridge): nothing left to tell.
-                        let _ = waiter.send(outcome.clone());
-                    }
-                    act.reports.do_send(SendReport {
-                        id,
-                        outcome,
-                        duration: started.elapsed(),
-                        depth: act.queue.depth(),
-                    });
-                    act.pump(ctx);
-                },
-            ),
+            async move {
+                if let Some(before) = before {
+                    before().await;
+                }
+                send_one(&client, &directory, &message).await
+            }
+            .into_actor(self)
+            .map(move |result, act, ctx| {
+                let outcome = act.queue.on_result(id, &result, act.epoch.elapsed());
+                if !matches!(outcome, SendOutcome::WillRetry { .. })
+                    && let Some(waiter) = act.waiting.remove(&id)
+                {
+                    // The waiter may have gone (a stopped bridge): nothing left to tell.
+                    let _ = waiter.send(outcome.clone());
+                }
+                act.reports.do_send(SendReport {
+                    id,
+                    outcome,
+                    duration: started.elapsed(),
+                    depth: act.queue.depth(),
+                });
+                act.pump(ctx);
+            }),
         );
     }
 }
@@ -164,6 +199,17 @@ impl Actor for SenderActor {
     type Context = Context<Self>;
 }
 
+impl Handler<NewSession> for SenderActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: NewSession, ctx: &mut Context<Self>) {
+        self.client = msg.client;
+        self.directory = msg.directory;
+        self.queue.new_session();
+        self.pump(ctx);
+    }
+}
+
 impl Handler<QueueMessage> for SenderActor {
     type Result = u64;
 
@@ -171,6 +217,9 @@ impl Handler<QueueMessage> for SenderActor {
         let id = self.queue.push(msg.chat, msg.content);
         if let Some(waiter) = msg.outcome {
             self.waiting.insert(id, waiter);
+        }
+        if let Some(before) = msg.before_send {
+            self.before.insert(id, before);
         }
         self.pump(ctx);
         id

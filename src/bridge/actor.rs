@@ -2,9 +2,9 @@
 //! inbox and hands each event to its portal's lane ([`Lanes`]): one portal's events reach Matrix
 //! in the order QQ delivered them while other portals go on; a homeserver outage holds a lane
 //! (retrying) and a crash is recovered by replaying the inbox at start (RELIABILITY.md §1.1).
-//! Store round trips per batch, not per message: one at intake (the inbox rows and the
-//! duplicate check of every message), one behind the sends ([`Settle`]: map rows, inbox rows
-//! deleted).
+//! Store round trips per batch, not per message: one at intake (the inbox rows, the
+//! duplicate check of every message and the account's persisted poll batch forgotten), one
+//! behind the sends ([`Settle`]: map rows, inbox rows deleted).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,7 +162,10 @@ impl Handler<QqEventsReceived> for BridgeActor {
                 _ => None,
             })
             .collect();
-        if rows.is_empty() && messages.is_empty() {
+        // The account's persisted poll batch leaves the store with its inbox rows.
+        let polled: Vec<(String, u64)> =
+            msg.polled.map(|seq| (account.to_string(), seq)).into_iter().collect();
+        if rows.is_empty() && messages.is_empty() && polled.is_empty() {
             self.dispatch_batch(&account, queued, Some(Vec::new()));
             return;
         }
@@ -170,8 +173,9 @@ impl Handler<QqEventsReceived> for BridgeActor {
         // go on sending); `wait` holds the actor's next batch until this one is dispatched, so
         // batches keep their order.
         let store = self.store.clone();
-        let intake =
-            async move { store.call(move |c| c.inbox_push_checked(&rows, &messages)).await };
+        let intake = async move {
+            store.call(move |c| c.inbox_push_resolved(&rows, &messages, &polled)).await
+        };
         ctx.wait(intake.into_actor(self).map(move |result, actor, _| {
             let unmapped = match result {
                 Ok(mapped) => Some(mapped.into_iter().map(|m| !m).collect()),

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
 
 use super::{Metrics, inc, registered};
 
@@ -108,6 +110,7 @@ pub(super) struct MatrixMetrics {
     transaction_duration: Histogram,
     requests: IntCounterVec,
     request_duration: HistogramVec,
+    interrupted_sends: IntCounter,
 }
 
 impl MatrixMetrics {
@@ -152,6 +155,14 @@ impl MatrixMetrics {
                     )
                     .buckets(MATRIX_REQUEST_BUCKETS_SECONDS.to_vec()),
                     &["endpoint"],
+                )?,
+            )?,
+            interrupted_sends: registered(
+                r,
+                IntCounter::new(
+                    "qqbridge_qq_sends_interrupted_total",
+                    "Matrix messages whose QQ send was under way when the bridge stopped: \
+                     not resent (they may have arrived), reported to their owner.",
                 )?,
             )?,
         };
@@ -206,6 +217,12 @@ impl Metrics {
         });
     }
 
+    /// A Matrix message's QQ send was under way when the bridge stopped (found at start-up):
+    /// not resent, reported uncertain (RELIABILITY.md §1.5).
+    pub fn qq_send_interrupted(&self) {
+        self.with(|m| m.matrix.interrupted_sends.inc());
+    }
+
     /// One homeserver HTTP request to `endpoint` ended with `outcome` after `duration`.
     pub fn matrix_request(
         &self,
@@ -236,6 +253,9 @@ mod tests {
         assert!(text.contains(
             "qqbridge_matrix_requests_total{endpoint=\"profile\",outcome=\"network\"} 0"
         ));
+        assert!(text.contains("qqbridge_qq_sends_interrupted_total 0"));
+        m.qq_send_interrupted();
+        assert!(m.encode().contains("qqbridge_qq_sends_interrupted_total 1"));
         m.appservice_transaction(AppserviceTxnOutcome::Processed, Some(Duration::from_millis(3)));
         m.appservice_transaction(AppserviceTxnOutcome::AuthRejected, None);
         m.appservice_events(AppserviceEventKind::Pdu, AppserviceEventOutcome::Received, 3);

@@ -23,6 +23,7 @@ const CATALOGUE: &[(&str, &str)] = &[
     ("qqbridge_build_info", "gauge"),
     ("qqbridge_appservice_transactions_total", "counter"),
     ("qqbridge_appservice_events_total", "counter"),
+    ("qqbridge_qq_sends_interrupted_total", "counter"),
     ("qqbridge_appservice_transaction_duration_seconds", "histogram"),
     ("qqbridge_matrix_requests_total", "counter"),
     ("qqbridge_matrix_request_duration_seconds", "histogram"),

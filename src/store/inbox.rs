@@ -22,6 +22,20 @@ pub struct InboxRow {
     pub event_json: String,
 }
 
+/// One poll2 batch waiting for its ids to be resolved (RELIABILITY.md §1.2: persisted before
+/// it is dispatched).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolledRow {
+    /// The account whose poll returned it.
+    pub account_id: String,
+    /// Order of arrival within the account; unique with it.
+    pub seq: u64,
+    /// The session that polled it (its `opened_at`): the batch's uins belong to it.
+    pub session: u64,
+    /// The batch, serialised by the account.
+    pub events_json: String,
+}
+
 /// One Matrix event waiting in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxRow {
@@ -33,6 +47,9 @@ pub struct OutboxRow {
     pub seq: u64,
     /// The event as the homeserver sent it.
     pub event_json: String,
+    /// A QQ send call for it had begun ([`Conn::outbox_sending`]): after a crash it may have
+    /// reached QQ, so it is not sent again.
+    pub sending: bool,
 }
 
 impl Conn {
@@ -64,6 +81,18 @@ impl Conn {
         })
     }
 
+    /// Marks the outbox event as being sent to QQ (RELIABILITY.md §1.5: durably, before the
+    /// HTTP call). Only the first mark counts; `true` if the event is in the outbox.
+    pub fn outbox_sending(&mut self, room_id: &RoomId, event_id: &str) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "mark Matrix event sending",
+            "UPDATE mx_outbox SET sending_at = COALESCE(sending_at, $3)
+             WHERE room_id = $1 AND event_id = $2",
+            &[room_id.as_str().into(), event_id.into(), now().into()],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Forgets a Matrix event whose QQ outcome is known; `true` if it was there.
     pub fn outbox_done(&mut self, room_id: &RoomId, event_id: &str) -> Result<bool, StoreError> {
         let n = self.exec(
@@ -79,7 +108,8 @@ impl Conn {
         let rows = self.rows(
             "mx_outbox",
             "read Matrix outbox",
-            "SELECT room_id, event_id, seq, event_json FROM mx_outbox ORDER BY seq",
+            "SELECT room_id, event_id, seq, event_json, sending_at IS NOT NULL FROM mx_outbox
+             ORDER BY seq",
             &[],
         )?;
         rows.iter()
@@ -89,6 +119,7 @@ impl Conn {
                     event_id: super::matrix::event_id(row, 1)?,
                     seq: row.uint(2)?,
                     event_json: row.text(3)?,
+                    sending: row.bool(4)?,
                 })
             })
             .collect()
@@ -112,6 +143,73 @@ impl Conn {
                 )?;
             }
             Ok(())
+        })
+    }
+
+    /// Persists a poll batch before its ids are resolved.
+    pub fn polled_push(&mut self, row: &PolledRow) -> Result<(), StoreError> {
+        self.exec(
+            "save QQ poll batch",
+            "INSERT INTO qq_polled (account_id, seq, session, events_json, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                row.account_id.as_str().into(),
+                to_i64(row.seq).into(),
+                to_i64(row.session).into(),
+                row.events_json.as_str().into(),
+                now().into(),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets poll batch `seq` of `account_id` (resolved and in the inbox, or given up);
+    /// `true` if it was there.
+    pub fn polled_done(&mut self, account_id: &str, seq: u64) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "forget QQ poll batch",
+            "DELETE FROM qq_polled WHERE account_id = $1 AND seq = $2",
+            &[account_id.into(), to_i64(seq).into()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// The unresolved poll batches of `account_id`, oldest first.
+    pub fn polled(&mut self, account_id: &str) -> Result<Vec<PolledRow>, StoreError> {
+        let rows = self.rows(
+            "qq_polled",
+            "read QQ poll batches",
+            "SELECT account_id, seq, session, events_json FROM qq_polled WHERE account_id = $1
+             ORDER BY seq",
+            &[account_id.into()],
+        )?;
+        rows.iter()
+            .map(|row| {
+                Ok(PolledRow {
+                    account_id: row.text(0)?,
+                    seq: row.uint(1)?,
+                    session: row.uint(2)?,
+                    events_json: row.text(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// [`Conn::inbox_push_checked`], and the poll batches `polled` (account, seq) that became
+    /// these rows forgotten in the same transaction: a batch leaves `qq_polled` only once its
+    /// events are in the inbox.
+    pub fn inbox_push_resolved(
+        &mut self,
+        rows: &[InboxRow],
+        messages: &[(String, String)],
+        polled: &[(String, u64)],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.transaction(|conn| {
+            let mapped = conn.inbox_push_checked(rows, messages)?;
+            for (account, seq) in polled {
+                conn.polled_done(account, *seq)?;
+            }
+            Ok(mapped)
         })
     }
 

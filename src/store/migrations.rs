@@ -306,6 +306,40 @@ CREATE TABLE portal_relays (
 );
 ";
 
+/// SQLite version 8 (issue 6, RELIABILITY.md §1.1, §1.5):
+///
+/// - `mx_outbox.sending_at`: set just before the first QQ send call of the message (NULL: never
+///   handed to QQ). A row left with it after a crash may have reached QQ: it is reported
+///   uncertain and counted, never resent blindly.
+/// - `qq_polled`: poll2 batches as QQ returned them, persisted before the account resolves their
+///   per-session ids (lookups may wait on QQ) and deleted with the resolved events' `qq_inbox`
+///   insert; a crash in between replays them. `session` names the session that polled them
+///   (its `opened_at`): their uins mean something only in that session.
+pub const SQLITE_V8_SENDING_POLLED: &str = "
+ALTER TABLE mx_outbox ADD COLUMN sending_at INTEGER;
+CREATE TABLE qq_polled (
+    account_id  TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    session     INTEGER NOT NULL,
+    events_json TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (account_id, seq)
+);
+";
+
+/// PostgreSQL version 8: [`SQLITE_V8_SENDING_POLLED`] with BIGINT.
+pub const POSTGRES_V8_SENDING_POLLED: &str = "
+ALTER TABLE mx_outbox ADD COLUMN sending_at BIGINT;
+CREATE TABLE qq_polled (
+    account_id  TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    session     BIGINT NOT NULL,
+    events_json TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (account_id, seq)
+);
+";
+
 /// Every SQLite migration in order; the schema version is the number applied.
 pub const SQLITE: &[&str] = &[
     SQLITE_V1_SESSIONS_ACCOUNTS_LEASES,
@@ -315,6 +349,7 @@ pub const SQLITE: &[&str] = &[
     SQLITE_V5_OUTBOX,
     SQLITE_V6_BOT_LOGINS,
     SQLITE_V7_RELAYS,
+    SQLITE_V8_SENDING_POLLED,
 ];
 
 /// Every PostgreSQL migration in order (same versions as [`SQLITE`]).
@@ -326,4 +361,5 @@ pub const POSTGRES: &[&str] = &[
     POSTGRES_V5_OUTBOX,
     POSTGRES_V6_BOT_LOGINS,
     POSTGRES_V7_RELAYS,
+    POSTGRES_V8_SENDING_POLLED,
 ];

@@ -36,7 +36,7 @@ use std::path::PathBuf;
 
 pub use conn::Conn;
 pub use handle::Store;
-pub use inbox::{InboxRow, OutboxRow};
+pub use inbox::{InboxRow, OutboxRow, PolledRow};
 pub use logins::BotLogin;
 pub use postgres::ScratchDatabase;
 pub use relay::RelayRow;

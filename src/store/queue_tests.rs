@@ -41,6 +41,7 @@ fn test_outbox_is_written_with_the_claim_and_only_then() {
             event_id: event(n),
             seq,
             event_json: format!("{{\"n\":{n}}}"),
+            sending: false,
         };
         let store = &f.store;
         let claim = |n: u32, seq: u64| {
@@ -103,5 +104,78 @@ fn test_batch_intake_reads_the_map_and_settle_writes_rows_before_deleting() {
         let old = reopened.message_by_remote("friend:alice:10002", "old").unwrap();
         assert_eq!(old.map(|m| m.event_id), Some(event(1)), "{}", f.name);
         assert!(!reopened.is_message_mapped("friend:alice:10002", "none").unwrap(), "{}", f.name);
+    }
+}
+
+#[test]
+fn test_sending_mark_survives_a_reopen_and_only_marks_outbox_rows() {
+    for f in fixtures() {
+        let message = |n: u32| MessageRow {
+            portal_key: "friend:me:10002".into(),
+            remote_key: format!("mx:{}", event(n)),
+            room_id: room(1),
+            event_id: event(n),
+            direction: Direction::MatrixToQq,
+            sender: "@owner:example.org".into(),
+            created_at: 1,
+        };
+        let row = |n: u32, sending: bool| OutboxRow {
+            room_id: room(1),
+            event_id: event(n),
+            seq: u64::from(n),
+            event_json: "{}".into(),
+            sending,
+        };
+        let store = &f.store;
+        for n in [1, 2] {
+            let (m, r) = (message(n), row(n, false));
+            assert!(store.blocking_call(move |c| c.claim_for_outbox(&m, &r)).unwrap());
+        }
+        let mark =
+            |n: u32| store.blocking_call(move |c| c.outbox_sending(&room(1), event(n).as_str()));
+        assert!(mark(2).unwrap(), "{}", f.name);
+        assert!(mark(2).unwrap(), "marking twice is harmless: {}", f.name);
+        assert!(!mark(3).unwrap(), "not in the outbox: {}", f.name);
+        let left = f.reopen().blocking_call(|c| c.outbox()).unwrap();
+        assert_eq!(left, vec![row(1, false), row(2, true)], "{}", f.name);
+    }
+}
+
+#[test]
+fn test_poll_batches_wait_per_account_and_leave_with_their_inbox_rows() {
+    for f in fixtures() {
+        let polled = |account: &str, seq: u64| PolledRow {
+            account_id: account.into(),
+            seq,
+            session: 7,
+            events_json: format!("[{seq}]"),
+        };
+        let store = &f.store;
+        for row in [polled("a", 2), polled("a", 1), polled("b", 1)] {
+            store.blocking_call(move |c| c.polled_push(&row)).unwrap();
+        }
+        let of = |account: &'static str| store.blocking_call(move |c| c.polled(account)).unwrap();
+        assert_eq!(of("a"), vec![polled("a", 1), polled("a", 2)], "{}", f.name);
+        let inbox = InboxRow {
+            seq: 5,
+            account_id: "a".into(),
+            lane: "friend:a:10002".into(),
+            event_json: "{}".into(),
+        };
+        let done = vec![("a".to_owned(), 1)];
+        store.blocking_call(move |c| c.inbox_push_resolved(&[inbox], &[], &done)).unwrap();
+        // A clash in the inbox refuses the batch whole: it stays in `qq_polled`.
+        let clash = InboxRow {
+            seq: 5,
+            account_id: "a".into(),
+            lane: "friend:a:10002".into(),
+            event_json: "{}".into(),
+        };
+        let done = vec![("a".to_owned(), 2)];
+        assert!(store.blocking_call(move |c| c.inbox_push_resolved(&[clash], &[], &done)).is_err());
+        let reopened = f.reopen();
+        assert_eq!(reopened.blocking_call(|c| c.polled("a")).unwrap(), vec![polled("a", 2)]);
+        assert_eq!(reopened.blocking_call(|c| c.polled("b")).unwrap(), vec![polled("b", 1)]);
+        assert_eq!(reopened.inbox().unwrap().len(), 1, "{}", f.name);
     }
 }

@@ -261,6 +261,94 @@ async fn test_expired_session_relinks_first_then_logs_in_again() {
 }
 
 #[actix::test]
+async fn test_a_message_refused_by_a_replaced_session_goes_out_on_the_new_one() {
+    let te = TestEmulator::start().await;
+    let (account, _collector) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    let friend = ChatKey::Friend(QqNumber::new(10002));
+    let (first, outcome) = QueueMessage::tracked(friend, Content::text("one"));
+    account.send(first).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), outcome).await;
+    assert_eq!(outcome.unwrap().unwrap(), SendOutcome::Delivered, "the sender is running");
+    let logins = counter(&te, "login").await;
+    // The session dies and its relink is refused: the account logs in anew (a new client).
+    // The message queued meanwhile is refused by the dead session (103: surely not taken)
+    // and waits for a retry; the old sender's retries on the dead client would all be
+    // refused, and the message lost (the chaos run's Matrix → QQ losses).
+    te.fault(json!({"endpoint": "login2", "account": 10001, "count": 1, "kind": {"retcode": 112}}))
+        .await;
+    te.fault(json!({"endpoint": "*", "account": 10001, "count": 1, "kind": {"expire": true}}))
+        .await;
+    let (second, outcome) = QueueMessage::tracked(friend, Content::text("two"));
+    account.send(second).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), outcome).await;
+    assert_eq!(outcome.unwrap().unwrap(), SendOutcome::Delivered);
+    assert!(counter(&te, "login").await > logins, "a new login took over");
+    let sent = te.sent(10001).await;
+    let texts: Vec<&str> = sent.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["one", "two"]);
+    account.send(StopAccount).await.unwrap();
+}
+
+#[actix::test]
+async fn test_a_poll_batch_waiting_for_the_directory_survives_a_crash() {
+    let te = TestEmulator::start().await;
+    let store = qqbridge::store::Store::open_in_memory().unwrap();
+    let persisting = |stored: Option<Session>| {
+        let collector = Collector::default();
+        let addr = collector.clone().start();
+        let settings = settings(&te, password());
+        let (events, observer) = (addr.clone().recipient(), addr.recipient());
+        let account = AccountActor::new(settings, stored, events, observer)
+            .persisting_polls(store.clone())
+            .start();
+        (account, collector)
+    };
+    let (account, collector) = persisting(None);
+    wait_for_state(&account, AccountState::Connected).await;
+    let session = collector.sessions().pop().expect("a session was opened");
+    account.send(StopAccount).await.unwrap();
+
+    // The restored session's contact lists are slow: the polled message waits for them, in
+    // memory before RELIABILITY.md §1.2's fix, and the process dies meanwhile.
+    te.fault(json!({"endpoint": "get_user_friends2", "account": 10001, "count": 1,
+                    "kind": {"delay_ms": 20000}}))
+        .await;
+    let (account, collector) = persisting(Some(session.clone()));
+    // Connected once the session is relinked (the stopped account's last poll is over then).
+    wait_for_state(&account, AccountState::Connected).await;
+    te.post_message(10001, "friend", 10002, "waits for the lists", json!({})).await;
+    for _ in 0..100 {
+        if !store.blocking_call(|c| c.polled("main")).unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.blocking_call(|c| c.polled("main")).unwrap().len(), 1, "persisted");
+    assert!(collector.events.lock().unwrap().is_empty(), "not resolved yet");
+    account.send(StopAccount).await.unwrap();
+
+    // The next run replays the batch in the same session once its lists are in.
+    let (account, collector) = persisting(Some(session));
+    for _ in 0..100 {
+        if !collector.events.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = collector.events.lock().unwrap().clone();
+    let texts: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            PollEvent::Message(m) => Some(m.content.plain_text()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["waits for the lists"]);
+    account.send(StopAccount).await.unwrap();
+}
+
+#[actix::test]
 async fn test_captcha_is_shown_and_answered_wrong_then_right() {
     let te = TestEmulator::start().await;
     let collector = Collector::default();

@@ -265,3 +265,76 @@ async fn test_replayed_transactions_and_bad_events_across_a_restart() {
     assert_eq!(status.as_u16(), 403);
     side.stop().await;
 }
+
+/// Puts a message of `owner` in `room` into the store's outbox as an earlier run would have
+/// left it; `sending`: its QQ send call had begun.
+fn left_in_outbox(store: &qqbridge::store::Store, room: &str, owner: &str, n: u32, sending: bool) {
+    use qqbridge::store::{Direction, MessageRow, OutboxRow};
+    let event_id = format!("$left-{n}");
+    let event = json!({"type": "m.room.message", "room_id": room, "sender": owner,
+        "event_id": event_id, "origin_server_ts": 1_700_000_000_000_u64,
+        "content": {"msgtype": "m.text", "body": format!("left in the outbox {n}")}});
+    let room_id: ruma::OwnedRoomId = room.try_into().unwrap();
+    let event_id: ruma::OwnedEventId = event_id.try_into().unwrap();
+    let message = MessageRow {
+        portal_key: "unused".into(),
+        remote_key: format!("mx:{event_id}"),
+        room_id: room_id.clone(),
+        event_id: event_id.clone(),
+        direction: Direction::MatrixToQq,
+        sender: owner.into(),
+        created_at: 1,
+    };
+    let row = OutboxRow {
+        room_id: room_id.clone(),
+        event_id: event_id.clone(),
+        seq: u64::from(n),
+        event_json: event.to_string(),
+        sending: false,
+    };
+    store
+        .blocking_call(move |c| {
+            assert!(c.claim_for_outbox(&message, &row)?);
+            if sending {
+                assert!(c.outbox_sending(&room_id, event_id.as_str())?);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[actix::test]
+async fn test_outbox_after_a_crash_resends_the_unsent_and_reports_the_interrupted() {
+    let te = TestEmulator::start().await;
+    let mut slot = lease();
+    let (owner, config) = owner_and_config(&slot).await;
+    let (store, guard) = test_store();
+    let side = start_bridge(&te, &config, store, slot.listener.take().unwrap()).await;
+    te.post_message(ME, "friend", ALICE, "open the outbox portal", json!({})).await;
+    let (dm, _) = owner.wait_for("open the outbox portal").await;
+    side.accounts.send(RemoveAccount { id: "me".into() }).await.unwrap();
+    side.stop().await;
+
+    // What a SIGKILL leaves: one message never handed to QQ, one whose send call had begun
+    // (RELIABILITY.md §1.5: the durable `sending` mark).
+    let store = guard.reopen();
+    left_in_outbox(&store, &dm, owner.user_id.as_str(), 1, false);
+    left_in_outbox(&store, &dm, owner.user_id.as_str(), 2, true);
+    let listener = std::net::TcpListener::bind(slot.listen_addr).unwrap();
+    let side = start_bridge(&te, &config, store, listener).await;
+    for _ in 0..100 {
+        if count_sent(&te, "left in the outbox 1").await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count_sent(&te, "left in the outbox 1").await, 1, "the unsent one is sent");
+    let told = "Maybe not delivered to QQ: QQ did not confirm it (the bridge stopped while \
+                sending it).";
+    let (_, notice) = owner.wait_for_match(told, |b| b.starts_with(told)).await;
+    assert_eq!(notice["content"]["m.relates_to"]["m.in_reply_to"]["event_id"], "$left-2");
+    assert_eq!(count_sent(&te, "left in the outbox 2").await, 0, "{:?}", sent_texts(&te).await);
+    let left = guard.reopen().blocking_call(|c| c.outbox()).unwrap();
+    assert!(left.is_empty(), "both settled: {left:?}");
+    side.stop().await;
+}

@@ -290,8 +290,9 @@ impl Handler<AddAccount> for AccountManager {
         let events = self.events.clone();
         let observer = ctx.address().recipient();
         let arbiter = self.arbiter();
+        let store = self.store.clone();
         let account = AccountActor::start_in_arbiter(&arbiter, move |_| {
-            AccountActor::new(settings, stored, events, observer)
+            AccountActor::new(settings, stored, events, observer).persisting_polls(store)
         });
         self.export_state(&msg.id, None, Some(AccountState::Connecting));
         self.states.insert(msg.id.clone(), (AccountState::Connecting, None));
@@ -384,7 +385,8 @@ impl Handler<AccountEvent> for AccountManager {
                     // The bridge tells the owner what needs them and syncs contacts on connect.
                     let resolved = vec![QqEvent::AccountState { state, reason: reason.clone() }];
                     let (account, events) = (account.clone(), Vec::new());
-                    self.events.do_send(QqEventsReceived { account, events, resolved });
+                    let polled = None;
+                    self.events.do_send(QqEventsReceived { account, events, resolved, polled });
                 }
                 self.prompt(LoginPrompt::State {
                     account: account.clone(),

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::account::manager::SendVia;
 use crate::account::send_queue::{ChatKey, SendOutcome};
-use crate::account::sender_actor::QueueMessage;
+use crate::account::sender_actor::{BeforeSend, QueueMessage};
 use crate::bridge::convert::to_qq::OutgoingQq;
 use crate::webqq::content::Content;
 
@@ -90,7 +90,7 @@ impl Bridge {
                 }
             };
             self.remember_echo(&job.portal_key, &content);
-            match self.queue_on_account(&job.account, job.chat, content).await {
+            match self.queue_on_account(job, content).await {
                 Some(outcome) => queued.push(Queued::Waiting(outcome)),
                 None => {
                     queued.push(Queued::Refused(SendStatus::not_running()));
@@ -101,19 +101,21 @@ impl Bridge {
         queued
     }
 
-    /// Queues `content` on `account`'s sender; `None` (logged) when the account is not running.
+    /// Queues `content` of `job` on its account's sender, its outbox row marked `sending` just
+    /// before the QQ send call; `None` (logged) when the account is not running.
     /// Within [`START_GRACE`] of the bridge's start an account never seen running is waited
     /// for: the process adds its accounts just after start-up, and messages replayed from the
     /// outbox (or sent by a quick homeserver) must not fail for that. An account that ran and
     /// stopped is told at once.
     async fn queue_on_account(
         &self,
-        account: &str,
-        chat: ChatKey,
+        job: &Job,
         content: Content,
     ) -> Option<oneshot::Receiver<SendOutcome>> {
+        let account = job.account.as_str();
         loop {
-            let (message, outcome) = QueueMessage::tracked(chat, content.clone());
+            let (message, outcome) = QueueMessage::tracked(job.chat, content.clone());
+            let message = message.before_send(self.sending_mark(job));
             let send = SendVia { account: account.to_owned(), message };
             match self.accounts.send(send).await {
                 Ok(Some(_)) => {
@@ -139,6 +141,22 @@ impl Bridge {
                 }
             }
         }
+    }
+
+    /// The hook that marks `job`'s outbox row `sending` (RELIABILITY.md §1.5): after a crash
+    /// from here on the message may be on QQ, so a restart reports it instead of resending it.
+    /// The window left is the mark's own commit; a failed mark is logged and the send goes on.
+    fn sending_mark(&self, job: &Job) -> BeforeSend {
+        let store = self.store.clone();
+        let (room, event) = (job.room.clone(), job.event_id.to_string());
+        Box::new(move || {
+            Box::pin(async move {
+                let mark = store.call(move |c| c.outbox_sending(&room, &event)).await;
+                if let Err(error) = mark {
+                    tracing::warn!(%error, "sending mark not written: a crash during this send would send it again");
+                }
+            })
+        })
     }
 
     /// Waits for every outcome of the job and reports its status. A message still unconfirmed

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ruma::RoomId;
 use ruma::events::AnyTimelineEvent;
 use ruma::serde::Raw;
+use ruma::{EventId, RoomId};
 
 use super::Bridge;
+use super::status::SendStatus;
 use super::to_qq::EventHead;
+use crate::account::send_queue::SendOutcome;
 
 impl Bridge {
     /// An outbox sequence number above every one given before, also by earlier runs of the
@@ -30,7 +32,7 @@ impl Bridge {
 
     /// Takes a message whose QQ outcome is known out of the outbox. A failure only means the
     /// message is offered to QQ once more after the next restart.
-    pub(super) async fn settle(&self, room: &RoomId, event_id: &ruma::EventId) {
+    pub(super) async fn settle(&self, room: &RoomId, event_id: &EventId) {
         let (room, event) = (room.to_owned(), event_id.to_string());
         if let Err(error) = self.store.call(move |c| c.outbox_done(&room, &event)).await {
             tracing::warn!(%error, "settled Matrix message left in the outbox");
@@ -39,8 +41,11 @@ impl Bridge {
 
     /// Queues again every owner message a previous run accepted and did not settle, oldest
     /// first; call before the appservice server takes new transactions, so they queue behind.
-    /// Answers how many were queued. Each one may reach QQ twice if the crash came after QQ
-    /// accepted it and before it was settled: those are logged as possible duplicates.
+    /// Answers how many were queued. A message whose QQ send had begun (its durable `sending`
+    /// mark, RELIABILITY.md §1.5) may be on QQ: it is not resent but counted
+    /// (`qqbridge_qq_sends_interrupted_total`), logged and reported to its owner as maybe not
+    /// delivered. The mark commits before the send call, so a message resent here never
+    /// reached QQ: no blind resend, no duplicate.
     pub async fn replay_outbox(self: &Arc<Self>) -> usize {
         let rows = match self.store.call(|c| c.outbox()).await {
             Ok(rows) => rows,
@@ -52,6 +57,10 @@ impl Bridge {
         let mut queued = 0;
         for row in rows {
             self.outbox_seq.fetch_max(row.seq, Ordering::Relaxed);
+            if row.sending {
+                self.interrupted_send(&row.room_id, &row.event_id).await;
+                continue;
+            }
             let parsed = serde_json::from_str::<Raw<AnyTimelineEvent>>(&row.event_json)
                 .ok()
                 .and_then(|raw| EventHead::parse(&raw).map(|head| (raw, head)));
@@ -62,7 +71,7 @@ impl Bridge {
             };
             match (parsed, portal, route) {
                 (Some((raw, head)), Some(portal), Some(route)) => {
-                    tracing::warn!(room = %row.room_id, event = %row.event_id, "Matrix message not settled before the restart: sent to QQ again (a possible duplicate)");
+                    tracing::info!(room = %row.room_id, event = %row.event_id, "Matrix message not sent to QQ before the restart: queued again");
                     if self.send_accepted(portal, head, &raw, route).await {
                         queued += 1;
                     }
@@ -74,5 +83,16 @@ impl Bridge {
             }
         }
         queued
+    }
+
+    /// A message whose QQ send was under way when the previous run stopped: not resent, as
+    /// QQ may have taken it; counted, logged and reported as maybe not delivered.
+    async fn interrupted_send(&self, room: &RoomId, event_id: &EventId) {
+        self.matrix.metrics().qq_send_interrupted();
+        tracing::warn!(%room, event = %event_id, "Matrix message was being sent to QQ when the bridge stopped: not sent again, it may have been delivered");
+        let reason = "the bridge stopped while sending it".to_owned();
+        let status = SendStatus::from_outcome(Some(SendOutcome::Uncertain { reason }));
+        self.settle(room, event_id).await;
+        self.report(room, event_id, &status).await;
     }
 }

@@ -198,6 +198,7 @@ impl Bridge {
             event_id: head.event_id.clone(),
             seq: self.next_outbox_seq(),
             event_json: raw.json().get().to_owned(),
+            sending: false,
         };
         let claimed = self.store.call(move |c| c.claim_for_outbox(&message, &row)).await?;
         if !claimed {

@@ -231,6 +231,11 @@ impl MatrixClient {
         &self.settings
     }
 
+    /// The metrics this client records into (the bridge records its own there too).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Sends `request` as `as_user` (a ghost, by identity assertion) or as the bot (`None`),
     /// retrying per the client's [`RetryPolicy`]; `endpoint` labels the metrics. A non-2xx
     /// answer that is not retried, or the last one, becomes [`Error::Api`].
