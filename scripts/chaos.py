@@ -164,6 +164,9 @@ appservice:
   registration: {d}/registration.yaml
 bridge:
   enabled: true
+encryption:
+  # The run measures message delivery; the bot's device (its own test: bridge_e2ee) stays off.
+  bot_device: false
 """
 
 

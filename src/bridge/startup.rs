@@ -25,7 +25,7 @@ use crate::bridge::portal::{Bridge, BridgeSettings};
 use crate::bridge::state::StatusSettings;
 use crate::config::{Config, LoginMode};
 use crate::matrix::appservice::{self, AppserviceStatus, ServerSettings};
-use crate::matrix::bot::{BotClient, BotSettings};
+use crate::matrix::bot::{BotClient, BotError, BotSettings};
 use crate::matrix::client::{ClientSettings, MatrixClient};
 use crate::matrix::provisioning::Provisioning;
 use crate::matrix::registration::Registration;
@@ -37,6 +37,13 @@ use crate::store::Store;
 const HOMESERVER_DEADLINE: Duration = Duration::from_secs(120);
 /// How often it asks meanwhile.
 const HOMESERVER_INTERVAL: Duration = Duration::from_secs(2);
+/// Waits between attempts to start the bot's device while the homeserver fails.
+const BOT_DEVICE_WAITS: [Duration; 4] = [
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(16),
+];
 
 /// Why the Matrix side did not start. Each message names the setting or the step.
 #[derive(Debug, thiserror::Error)]
@@ -293,9 +300,10 @@ async fn connect(
     }
 }
 
-/// Starts the bot's own device client (MATRIX.md §5.3) from `encryption.data_dir`. The events
-/// its sync reports are not needed (transactions bring every event, `decrypt` reads the
-/// encrypted ones), so they are drained.
+/// Starts the bot's own device client (MATRIX.md §5.3) from `encryption.data_dir`, trying
+/// again a few times when the homeserver fails (it may be restarting); a device file or
+/// directory that cannot be used fails at once. The events its sync reports are not needed
+/// (transactions bring every event, `decrypt` reads the encrypted ones), so they are drained.
 async fn start_bot_device(
     config: &Config,
     matrix: &MatrixClient,
@@ -308,9 +316,27 @@ async fn start_bot_device(
         settings.as_token.clone(),
         config.encryption.data_dir.clone(),
     );
-    let (device, mut events) = BotClient::start(bot_settings, std::future::pending())
-        .await
-        .map_err(|e| StartupError::BotDevice(e.to_string()))?;
+    let mut waits = BOT_DEVICE_WAITS.iter();
+    let (device, mut events) = loop {
+        match BotClient::start(bot_settings.clone(), std::future::pending()).await {
+            Ok(started) => break started,
+            Err(error) => {
+                let transient = matches!(
+                    error,
+                    BotError::Network(_)
+                        | BotError::Sdk { .. }
+                        | BotError::Login { status: 500..=599, .. }
+                );
+                match waits.next() {
+                    Some(wait) if transient => {
+                        tracing::warn!(%error, wait_s = wait.as_secs(), "bot encryption device not started; trying again");
+                        tokio::time::sleep(*wait).await;
+                    }
+                    _ => return Err(StartupError::BotDevice(error.to_string())),
+                }
+            }
+        }
+    };
     tokio::spawn(async move { while events.recv().await.is_some() {} });
     tracing::info!(device = %device.device_id(), "bot encryption device ready");
     Ok(device)
