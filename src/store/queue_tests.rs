@@ -4,6 +4,19 @@
 use super::tests::{event, fixtures, room};
 use super::*;
 
+/// The owner's Matrix message `n` bound for QQ (its map row, claimed with its outbox row).
+fn outbox_message(n: u32) -> MessageRow {
+    MessageRow {
+        portal_key: "friend:me:10002".into(),
+        remote_key: format!("mx:{}", event(n)),
+        room_id: room(1),
+        event_id: event(n),
+        direction: Direction::MatrixToQq,
+        sender: "@owner:example.org".into(),
+        created_at: 1,
+    }
+}
+
 #[test]
 fn test_inbox_keeps_events_in_order_until_done_and_across_reopen() {
     for f in fixtures() {
@@ -27,15 +40,6 @@ fn test_inbox_keeps_events_in_order_until_done_and_across_reopen() {
 #[test]
 fn test_outbox_is_written_with_the_claim_and_only_then() {
     for f in fixtures() {
-        let message = |n: u32| MessageRow {
-            portal_key: "friend:me:10002".into(),
-            remote_key: format!("mx:{}", event(n)),
-            room_id: room(1),
-            event_id: event(n),
-            direction: Direction::MatrixToQq,
-            sender: "@owner:example.org".into(),
-            created_at: 1,
-        };
         let row = |n: u32, seq: u64| OutboxRow {
             room_id: room(1),
             event_id: event(n),
@@ -45,7 +49,7 @@ fn test_outbox_is_written_with_the_claim_and_only_then() {
         };
         let store = &f.store;
         let claim = |n: u32, seq: u64| {
-            let (m, r) = (message(n), row(n, seq));
+            let (m, r) = (outbox_message(n), row(n, seq));
             store.blocking_call(move |c| c.claim_for_outbox(&m, &r)).unwrap()
         };
         assert!(claim(2, 20), "{}", f.name);
@@ -110,15 +114,6 @@ fn test_batch_intake_reads_the_map_and_settle_writes_rows_before_deleting() {
 #[test]
 fn test_sending_mark_survives_a_reopen_and_only_marks_outbox_rows() {
     for f in fixtures() {
-        let message = |n: u32| MessageRow {
-            portal_key: "friend:me:10002".into(),
-            remote_key: format!("mx:{}", event(n)),
-            room_id: room(1),
-            event_id: event(n),
-            direction: Direction::MatrixToQq,
-            sender: "@owner:example.org".into(),
-            created_at: 1,
-        };
         let row = |n: u32, sending: bool| OutboxRow {
             room_id: room(1),
             event_id: event(n),
@@ -128,7 +123,7 @@ fn test_sending_mark_survives_a_reopen_and_only_marks_outbox_rows() {
         };
         let store = &f.store;
         for n in [1, 2] {
-            let (m, r) = (message(n), row(n, false));
+            let (m, r) = (outbox_message(n), row(n, false));
             assert!(store.blocking_call(move |c| c.claim_for_outbox(&m, &r)).unwrap());
         }
         let mark =
