@@ -188,6 +188,7 @@ pub async fn start(
             bridge_store.clone(),
             ctx.address().recipient(),
         )
+        .persisting_polls()
         .start();
         let bridge =
             Arc::new(Bridge::new(bridge_settings, bridge_matrix, bridge_store, accounts.clone()));

@@ -89,6 +89,12 @@ async fn test_accounts_added_removed_and_restored() {
     assert!(first.send(add("main", 10001, "password")).await.unwrap().is_err(), "ids are unique");
     wait_connected(&first, &["main", "second"]).await;
 
+    // Without the bridge as the sink nothing deletes poll batches, so none are persisted.
+    te.post_message(10001, "friend", 10002, "not kept", json!({})).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let polled = db.reopen().blocking_call(|c| c.polled("main")).unwrap();
+    assert!(polled.is_empty(), "{} poll batches persisted with no bridge", polled.len());
+
     let text = metrics.encode();
     assert_eq!(
         metric_line(&text, r#"qqbridge_account_state{account="main",state="CONNECTED"}"#)

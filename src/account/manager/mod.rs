@@ -170,6 +170,8 @@ pub struct AccountManager {
     state_counts: [usize; AccountState::ALL.len()],
     /// Who drives logins from Matrix, if anyone.
     login_watcher: Option<tokio::sync::mpsc::UnboundedSender<LoginPrompt>>,
+    /// Whether accounts persist their poll batches until the sink has them (the bridge).
+    persist_polls: bool,
 }
 
 impl AccountManager {
@@ -195,8 +197,17 @@ impl AccountManager {
                 settings.login_concurrency.max(1),
             )),
             holder: lease::holder_name(rand::rng().random::<u32>()),
+            persist_polls: false,
             settings,
         }
+    }
+
+    /// Makes its accounts persist each poll batch (`qq_polled`) until the sink deletes it with
+    /// its inbox rows: for the bridge, which does. A sink that never deletes them (the logger
+    /// of a QQ-only run) must not turn this on, or the rows would pile up and replay forever.
+    pub fn persisting_polls(mut self) -> Self {
+        self.persist_polls = true;
+        self
     }
 
     fn arbiter(&mut self) -> ArbiterHandle {
@@ -290,9 +301,13 @@ impl Handler<AddAccount> for AccountManager {
         let events = self.events.clone();
         let observer = ctx.address().recipient();
         let arbiter = self.arbiter();
-        let store = self.store.clone();
+        let store = self.persist_polls.then(|| self.store.clone());
         let account = AccountActor::start_in_arbiter(&arbiter, move |_| {
-            AccountActor::new(settings, stored, events, observer).persisting_polls(store)
+            let account = AccountActor::new(settings, stored, events, observer);
+            match store {
+                Some(store) => account.persisting_polls(store),
+                None => account,
+            }
         });
         self.export_state(&msg.id, None, Some(AccountState::Connecting));
         self.states.insert(msg.id.clone(), (AccountState::Connecting, None));
