@@ -203,7 +203,7 @@ class Processes:
         a = self.args
         # The count reads these modules' debug lines (faults, QQ-side drops, queued and taken
         # events).
-        debug = ["server", "session", "deliver", "routes::poll2", "routes::login2"]
+        debug = ["server", "session", "deliver", "routes::poll2", "routes::login2", "routes::send"]
         env = dict(os.environ, NO_COLOR="1", RUST_LOG="info," + ",".join(
             f"qqbridge::emulator::{module}=debug" for module in debug))
         out = open(os.path.join(a.dir, "emulator.log"), "ab")

@@ -50,6 +50,9 @@ pub struct OutboxRow {
     /// A QQ send call for it had begun ([`Conn::outbox_sending`]): after a crash it may have
     /// reached QQ, so it is not sent again.
     pub sending: bool,
+    /// Its failed status, stored ([`Conn::outbox_outcome`]) while its owner is being told: after
+    /// a crash it is told again instead of the message being sent.
+    pub outcome: Option<String>,
 }
 
 impl Conn {
@@ -93,6 +96,22 @@ impl Conn {
         Ok(n > 0)
     }
 
+    /// Keeps `outcome`, the status its owner is about to be told, with the outbox event (the
+    /// last one kept wins); `true` if the event is in the outbox.
+    pub fn outbox_outcome(
+        &mut self,
+        room_id: &RoomId,
+        event_id: &str,
+        outcome: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "keep outcome of Matrix event",
+            "UPDATE mx_outbox SET outcome = $3 WHERE room_id = $1 AND event_id = $2",
+            &[room_id.as_str().into(), event_id.into(), outcome.into()],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Forgets a Matrix event whose QQ outcome is known; `true` if it was there.
     pub fn outbox_done(&mut self, room_id: &RoomId, event_id: &str) -> Result<bool, StoreError> {
         let n = self.exec(
@@ -108,8 +127,8 @@ impl Conn {
         let rows = self.rows(
             "mx_outbox",
             "read Matrix outbox",
-            "SELECT room_id, event_id, seq, event_json, sending_at IS NOT NULL FROM mx_outbox
-             ORDER BY seq",
+            "SELECT room_id, event_id, seq, event_json, sending_at IS NOT NULL, outcome
+             FROM mx_outbox ORDER BY seq",
             &[],
         )?;
         rows.iter()
@@ -120,6 +139,7 @@ impl Conn {
                     seq: row.uint(2)?,
                     event_json: row.text(3)?,
                     sending: row.bool(4)?,
+                    outcome: row.opt_text(5)?,
                 })
             })
             .collect()

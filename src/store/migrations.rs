@@ -340,6 +340,18 @@ CREATE TABLE qq_polled (
 );
 ";
 
+/// SQLite version 9 (issue 6, RELIABILITY.md G6): `mx_outbox.outcome`, the failed status of a
+/// message, kept from when QQ's outcome is known until its owner has been told. A row left with
+/// it after a crash is told again, never sent again.
+pub const SQLITE_V9_OUTCOME: &str = "
+ALTER TABLE mx_outbox ADD COLUMN outcome TEXT;
+";
+
+/// PostgreSQL version 9: [`SQLITE_V9_OUTCOME`].
+pub const POSTGRES_V9_OUTCOME: &str = "
+ALTER TABLE mx_outbox ADD COLUMN outcome TEXT;
+";
+
 /// Every SQLite migration in order; the schema version is the number applied.
 pub const SQLITE: &[&str] = &[
     SQLITE_V1_SESSIONS_ACCOUNTS_LEASES,
@@ -350,6 +362,7 @@ pub const SQLITE: &[&str] = &[
     SQLITE_V6_BOT_LOGINS,
     SQLITE_V7_RELAYS,
     SQLITE_V8_SENDING_POLLED,
+    SQLITE_V9_OUTCOME,
 ];
 
 /// Every PostgreSQL migration in order (same versions as [`SQLITE`]).
@@ -362,4 +375,5 @@ pub const POSTGRES: &[&str] = &[
     POSTGRES_V6_BOT_LOGINS,
     POSTGRES_V7_RELAYS,
     POSTGRES_V8_SENDING_POLLED,
+    POSTGRES_V9_OUTCOME,
 ];

@@ -46,6 +46,7 @@ fn test_outbox_is_written_with_the_claim_and_only_then() {
             seq,
             event_json: format!("{{\"n\":{n}}}"),
             sending: false,
+            outcome: None,
         };
         let store = &f.store;
         let claim = |n: u32, seq: u64| {
@@ -112,7 +113,7 @@ fn test_batch_intake_reads_the_map_and_settle_writes_rows_before_deleting() {
 }
 
 #[test]
-fn test_sending_mark_survives_a_reopen_and_only_marks_outbox_rows() {
+fn test_sending_mark_and_outcome_survive_a_reopen_and_only_mark_outbox_rows() {
     for f in fixtures() {
         let row = |n: u32, sending: bool| OutboxRow {
             room_id: room(1),
@@ -120,9 +121,10 @@ fn test_sending_mark_survives_a_reopen_and_only_marks_outbox_rows() {
             seq: u64::from(n),
             event_json: "{}".into(),
             sending,
+            outcome: None,
         };
         let store = &f.store;
-        for n in [1, 2] {
+        for n in [1, 2, 3] {
             let (m, r) = (outbox_message(n), row(n, false));
             assert!(store.blocking_call(move |c| c.claim_for_outbox(&m, &r)).unwrap());
         }
@@ -130,9 +132,16 @@ fn test_sending_mark_survives_a_reopen_and_only_marks_outbox_rows() {
             |n: u32| store.blocking_call(move |c| c.outbox_sending(&room(1), event(n).as_str()));
         assert!(mark(2).unwrap(), "{}", f.name);
         assert!(mark(2).unwrap(), "marking twice is harmless: {}", f.name);
-        assert!(!mark(3).unwrap(), "not in the outbox: {}", f.name);
+        assert!(!mark(4).unwrap(), "not in the outbox: {}", f.name);
+        let keep = |n: u32, outcome: &'static str| {
+            store.blocking_call(move |c| c.outbox_outcome(&room(1), event(n).as_str(), outcome))
+        };
+        assert!(keep(3, "first").unwrap(), "{}", f.name);
+        assert!(keep(3, "second").unwrap(), "{}", f.name);
+        assert!(!keep(4, "lost").unwrap(), "not in the outbox: {}", f.name);
         let left = f.reopen().blocking_call(|c| c.outbox()).unwrap();
-        assert_eq!(left, vec![row(1, false), row(2, true)], "{}", f.name);
+        let told = OutboxRow { outcome: Some("second".into()), ..row(3, false) };
+        assert_eq!(left, vec![row(1, false), row(2, true), told], "{}", f.name);
     }
 }
 

@@ -267,8 +267,15 @@ async fn test_replayed_transactions_and_bad_events_across_a_restart() {
 }
 
 /// Puts a message of `owner` in `room` into the store's outbox as an earlier run would have
-/// left it; `sending`: its QQ send call had begun.
-fn left_in_outbox(store: &qqbridge::store::Store, room: &str, owner: &str, n: u32, sending: bool) {
+/// left it; `sending`: its QQ send call had begun; `outcome`: its failure was known, and kept
+/// for telling.
+fn left_in_outbox(
+    store: &qqbridge::store::Store,
+    room: &str,
+    owner: &str,
+    n: u32,
+    (sending, outcome): (bool, Option<&'static str>),
+) {
     use qqbridge::store::{Direction, MessageRow, OutboxRow};
     let event_id = format!("$left-{n}");
     let event = json!({"type": "m.room.message", "room_id": room, "sender": owner,
@@ -291,6 +298,7 @@ fn left_in_outbox(store: &qqbridge::store::Store, room: &str, owner: &str, n: u3
         seq: u64::from(n),
         event_json: event.to_string(),
         sending: false,
+        outcome: None,
     };
     store
         .blocking_call(move |c| {
@@ -298,13 +306,16 @@ fn left_in_outbox(store: &qqbridge::store::Store, room: &str, owner: &str, n: u3
             if sending {
                 assert!(c.outbox_sending(&room_id, event_id.as_str())?);
             }
+            if let Some(outcome) = outcome {
+                assert!(c.outbox_outcome(&room_id, event_id.as_str(), outcome)?);
+            }
             Ok(())
         })
         .unwrap();
 }
 
 #[actix::test]
-async fn test_outbox_after_a_crash_resends_the_unsent_and_reports_the_interrupted() {
+async fn test_outbox_after_a_crash_resends_the_unsent_and_tells_the_interrupted_and_untold() {
     let te = TestEmulator::start().await;
     let mut slot = lease();
     let (owner, config) = owner_and_config(&slot).await;
@@ -316,10 +327,13 @@ async fn test_outbox_after_a_crash_resends_the_unsent_and_reports_the_interrupte
     side.stop().await;
 
     // What a SIGKILL leaves: one message never handed to QQ, one whose send call had begun
-    // (RELIABILITY.md §1.5: the durable `sending` mark).
+    // (RELIABILITY.md §1.5: the durable `sending` mark), one whose failure was known but whose
+    // notice had not reached the room (G6: the homeserver was away).
     let store = guard.reopen();
-    left_in_outbox(&store, &dm, owner.user_id.as_str(), 1, false);
-    left_in_outbox(&store, &dm, owner.user_id.as_str(), 2, true);
+    let refused = r#"{"status":"FAIL_PERMANENT","reason":"m_generic_error","message":"QQ refused it (retcode 1202).","maybe_delivered":false}"#;
+    left_in_outbox(&store, &dm, owner.user_id.as_str(), 1, (false, None));
+    left_in_outbox(&store, &dm, owner.user_id.as_str(), 2, (true, None));
+    left_in_outbox(&store, &dm, owner.user_id.as_str(), 3, (true, Some(refused)));
     let listener = std::net::TcpListener::bind(slot.listen_addr).unwrap();
     let side = start_bridge(&te, &config, store, listener).await;
     for _ in 0..100 {
@@ -333,8 +347,14 @@ async fn test_outbox_after_a_crash_resends_the_unsent_and_reports_the_interrupte
                 sending it).";
     let (_, notice) = owner.wait_for_match(told, |b| b.starts_with(told)).await;
     assert_eq!(notice["content"]["m.relates_to"]["m.in_reply_to"]["event_id"], "$left-2");
-    assert_eq!(count_sent(&te, "left in the outbox 2").await, 0, "{:?}", sent_texts(&te).await);
+    let told = "Not sent to QQ: QQ refused it (retcode 1202).";
+    let (_, notice) = owner.wait_for(told).await;
+    assert_eq!(notice["content"]["m.relates_to"]["m.in_reply_to"]["event_id"], "$left-3");
+    for n in [2, 3] {
+        let text = format!("left in the outbox {n}");
+        assert_eq!(count_sent(&te, &text).await, 0, "{:?}", sent_texts(&te).await);
+    }
     let left = guard.reopen().blocking_call(|c| c.outbox()).unwrap();
-    assert!(left.is_empty(), "both settled: {left:?}");
+    assert!(left.is_empty(), "all settled: {left:?}");
     side.stop().await;
 }

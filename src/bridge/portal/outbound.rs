@@ -194,7 +194,6 @@ impl Bridge {
             self.notice_reply(&job.room, &job.event_id, "Delivered to QQ after all.").await;
         }
         tracing::debug!(room = %job.room, event = %job.event_id, status = status.status.as_str(), "message for QQ finished");
-        self.settle(&job.room, &job.event_id).await;
-        self.report(&job.room, &job.event_id, &status).await;
+        self.conclude(&job.room, &job.event_id, &status).await;
     }
 }

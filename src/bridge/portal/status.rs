@@ -51,7 +51,23 @@ impl Status {
             Status::Permanent => "FAIL_PERMANENT",
         }
     }
+
+    /// The status of a wire name.
+    fn parse(name: &str) -> Option<Status> {
+        [Status::Success, Status::Retriable, Status::Permanent]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
+
+/// Every machine reason a failed status carries; a stored status is read back into one of these.
+const REASONS: [&str; 5] = [
+    "m_unsupported",
+    "m_no_permission",
+    "m_bridge_unavailable",
+    "m_generic_error",
+    "m_network_error",
+];
 
 /// How one Matrix message ended on its way to QQ.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +152,35 @@ impl SendStatus {
                 )
             },
         }
+    }
+
+    /// The status as kept with its outbox row until the room is told (`Bridge::conclude`).
+    pub fn to_stored(&self) -> String {
+        serde_json::json!({
+            "status": self.status.as_str(),
+            "reason": self.reason,
+            "message": self.message,
+            "maybe_delivered": self.maybe_delivered,
+        })
+        .to_string()
+    }
+
+    /// A status kept by [`SendStatus::to_stored`]; `None` when `text` is not one. An unknown
+    /// reason reads as `m_generic_error`.
+    pub fn from_stored(text: &str) -> Option<SendStatus> {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let status = Status::parse(value.get("status")?.as_str()?)?;
+        let reason = value.get("reason").and_then(serde_json::Value::as_str).unwrap_or("");
+        let reason = match status {
+            Status::Success => "",
+            _ => REASONS.into_iter().find(|r| *r == reason).unwrap_or("m_generic_error"),
+        };
+        Some(SendStatus {
+            status,
+            reason,
+            message: value.get("message")?.as_str()?.to_owned(),
+            maybe_delivered: value.get("maybe_delivered")?.as_bool()?,
+        })
     }
 
     /// The notice text; `None` on success (nothing visible by default).
@@ -312,6 +357,30 @@ mod tests {
         assert_eq!(refused["status"], "FAIL_PERMANENT");
         assert_eq!(refused["reason"], "m_no_permission");
         assert_eq!(refused["message"], "only the owner");
+    }
+
+    #[test]
+    fn test_a_stored_status_reads_back_the_same() {
+        let reason = || "HTTP 502".to_owned();
+        let statuses = [
+            SendStatus::success(),
+            SendStatus::unsupported("a file"),
+            SendStatus::no_permission("only the owner"),
+            SendStatus::not_running(),
+            SendStatus::failed("the picture is too large"),
+            SendStatus::from_outcome(Some(SendOutcome::Failed { reason: reason() })),
+            SendStatus::from_outcome(Some(SendOutcome::Uncertain { reason: reason() })),
+            SendStatus::from_outcome(None),
+        ];
+        for status in statuses {
+            assert_eq!(SendStatus::from_stored(&status.to_stored()), Some(status.clone()));
+        }
+        let odd =
+            r#"{"status":"FAIL_PERMANENT","reason":"m_new","message":"x","maybe_delivered":false}"#;
+        assert_eq!(SendStatus::from_stored(odd), Some(SendStatus::failed("x")));
+        for bad in ["", "null", "[]", r#"{"status":"LOST","message":"x","maybe_delivered":true}"#] {
+            assert_eq!(SendStatus::from_stored(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -199,6 +199,7 @@ impl Bridge {
             seq: self.next_outbox_seq(),
             event_json: raw.json().get().to_owned(),
             sending: false,
+            outcome: None,
         };
         let claimed = self.store.call(move |c| c.claim_for_outbox(&message, &row)).await?;
         if !claimed {
@@ -222,8 +223,7 @@ impl Bridge {
         let messages = match self.convert(&portal, &head, raw, relay.as_ref()).await {
             Ok(messages) => messages,
             Err(status) => {
-                self.report_later(&head.room_id, &head.event_id, status, true);
-                self.settle(&head.room_id, &head.event_id).await;
+                self.conclude_later(head.room_id, head.event_id, status);
                 return false;
             }
         };
