@@ -300,15 +300,16 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
         metrics_stopped.await.ok();
     }));
     // With the Matrix side on, the bridge is the accounts' event sink; without it, a logger.
+    // The accounts start before the homeserver is waited for (RELIABILITY.md §1.7).
     let (manager, matrix_side) = if config.bridge.enabled {
         let listener =
             std::net::TcpListener::bind(config.appservice.listen).with_context(|| {
                 format!("cannot listen on appservice.listen = {}", config.appservice.listen)
             })?;
-        let side = qqbridge::bridge::startup::start(&config, store, metrics, settings, listener)
+        let prepared = qqbridge::bridge::startup::prepare(&config, store, metrics, settings)
             .await
             .context("the Matrix side did not start")?;
-        (side.accounts.clone(), Some(side))
+        (prepared.accounts.clone(), Some((prepared, listener)))
     } else {
         let logger = EventLogger.start();
         (AccountManager::new(settings, metrics, store, logger.recipient()).start(), None)
@@ -327,6 +328,12 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
             bail!("account {}: {reason}", account.id);
         }
     }
+    let matrix_side = match matrix_side {
+        Some((prepared, listener)) => {
+            Some(prepared.serve(&config, listener).await.context("the Matrix side did not start")?)
+        }
+        None => None,
+    };
     actix::spawn(qqbridge::account::operator::read_operator_input(manager.clone()));
     tracing::info!(accounts = config.enabled_accounts().count(), metrics = %config.metrics.listen, "running");
     tokio::signal::ctrl_c().await.ok();

@@ -289,6 +289,7 @@ impl AccountActor {
         }
         self.poller = Some(
             PollerActor::new(self.settings.id.clone(), client, self.settings.backoff, reports)
+                .persisting(self.polls.log.clone())
                 .start(),
         );
     }
@@ -521,7 +522,7 @@ impl Handler<QqEventsReceived> for AccountActor {
     type Result = ();
 
     fn handle(&mut self, msg: QqEventsReceived, ctx: &mut Context<Self>) {
-        self.persist_then_enqueue(msg, ctx);
+        self.enqueue_batch(msg, ctx);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod lookup;
 pub mod manager;
 pub mod messages;
 pub mod operator;
+pub mod poll_log;
 pub mod poller;
 pub mod poller_actor;
 pub mod resolve;

@@ -1,16 +1,17 @@
 //! [`PollerActor`]: keeps exactly one poll2 outstanding for a session and hands events on in order.
 //!
 //! A thin shell over [`Poller`]: it runs the poll, feeds the answer to the component and carries
-//! out the step. Events go to a `Recipient<QqEventsReceived>` in poll order, before the next poll
-//! is issued. Session trouble is not handled here: the poller reports `PollerNeedsRelink` or
+//! out the step. Events are persisted in the account's [`PollLog`] (when it has one) and go to a
+//! `Recipient<QqEventsReceived>` in poll order, before the next poll is issued. Session trouble is not handled here: the poller reports `PollerNeedsRelink` or
 //! `PollerStopped` to its account and stops; the account decides.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use rand::Rng;
 
+use crate::account::poll_log::PollLog;
 use crate::account::poller::{Backoff, PollOutcome, PollStep, Poller, StopReason};
 use crate::webqq::api::poll2::PollAnswer;
 use crate::webqq::client::WebQqClient;
@@ -27,7 +28,7 @@ pub struct QqEventsReceived {
     /// The same events keyed by permanent numbers, for the bridge: empty from the poller, filled
     /// in by the account (which holds the session's directory) before it hands them on.
     pub resolved: Vec<crate::account::resolve::QqEvent>,
-    /// The batch's number in the store's `qq_polled` once the account persisted it: the bridge
+    /// The batch's number in the store's `qq_polled` once the poller persisted it: the bridge
     /// forgets it there with the batch's inbox rows.
     pub polled: Option<u64>,
 }
@@ -85,6 +86,7 @@ pub struct PollerActor {
     client: Arc<WebQqClient>,
     poller: Poller,
     reports: PollerReports,
+    log: Option<PollLog>,
 }
 
 impl PollerActor {
@@ -95,12 +97,18 @@ impl PollerActor {
         backoff: Backoff,
         reports: PollerReports,
     ) -> Self {
-        PollerActor { account, client, poller: Poller::new(backoff), reports }
+        PollerActor { account, client, poller: Poller::new(backoff), reports, log: None }
+    }
+
+    /// This poller with each batch persisted in `log` before it is handed on.
+    pub fn persisting(mut self, log: Option<PollLog>) -> Self {
+        self.log = log;
+        self
     }
 
     fn poll(&mut self, ctx: &mut Context<Self>) {
         let client = self.client.clone();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         // `wait` keeps the actor from handling anything else while the poll is out: one poll per
         // session at a time (protocol §7.1), and events leave in poll order.
         ctx.wait(async move { client.poll().await }.into_actor(self).map(
@@ -135,22 +143,57 @@ impl PollerActor {
         ));
     }
 
+    /// Persists `events` (when there is a log and a session), hands them on, then `next`s; the
+    /// next poll waits for the commit (RELIABILITY.md §1.2).
+    fn deliver(
+        &mut self,
+        events: Vec<PollEvent>,
+        next: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+        ctx: &mut Context<Self>,
+    ) {
+        let session = self.client.session().map(|s| s.opened_at);
+        let (Some(log), Some(session), false) = (self.log.clone(), session, events.is_empty())
+        else {
+            self.hand_on(events, None);
+            return next(self, ctx);
+        };
+        let (account, arrived) = (self.account.clone(), Instant::now());
+        let keep = async move {
+            let polled = log.keep(&account, session, &events, arrived).await;
+            (events, polled)
+        };
+        ctx.wait(keep.into_actor(self).map(move |(events, polled), act, ctx| {
+            act.hand_on(events, polled);
+            next(act, ctx);
+        }));
+    }
+
+    fn hand_on(&self, events: Vec<PollEvent>, polled: Option<u64>) {
+        self.reports.events.do_send(QqEventsReceived {
+            account: self.account.clone(),
+            events,
+            resolved: Vec::new(),
+            polled,
+        });
+    }
+
     fn carry_out(&mut self, step: PollStep, ctx: &mut Context<Self>) {
         match step {
             PollStep::Deliver(events) => {
                 let ends = Poller::ends_session(&events);
-                self.reports.events.do_send(QqEventsReceived {
-                    account: self.account.clone(),
+                self.deliver(
                     events,
-                    resolved: Vec::new(),
-                    polled: None,
-                });
-                if ends {
-                    self.reports.stopped.do_send(PollerStopped { reason: StopReason::Kicked });
-                    ctx.stop();
-                } else {
-                    self.poll(ctx);
-                }
+                    move |act, ctx| {
+                        if ends {
+                            let reason = StopReason::Kicked;
+                            act.reports.stopped.do_send(PollerStopped { reason });
+                            ctx.stop();
+                        } else {
+                            act.poll(ctx);
+                        }
+                    },
+                    ctx,
+                );
             }
             PollStep::Repoll => self.poll(ctx),
             PollStep::Backoff(delay) => {

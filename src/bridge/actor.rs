@@ -245,8 +245,9 @@ fn lane_key(account: &str, event: &QqEvent) -> String {
     }
 }
 
-/// Bridges `event`, waiting and trying again while the failure is transient (homeserver down,
-/// 5xx, rate limit after the client's own retries): the event is never dropped for an outage.
+/// Bridges `event` once the homeserver was found at start, waiting and trying again while the
+/// failure is transient (homeserver down, 5xx, rate limit after the client's own retries): the
+/// event is never dropped for an outage.
 /// The message-map rows it made, to be written. A message is looked for in its room before
 /// it is sent again (`recheck`), as is one `replayed` from an earlier run.
 async fn bridge_until_done(
@@ -256,6 +257,7 @@ async fn bridge_until_done(
     mut unmapped: bool,
     replayed: bool,
 ) -> Vec<MessageRow> {
+    bridge.homeserver_ready().await;
     let mut delay = RETRY_FIRST;
     let mut recheck = replayed;
     loop {

@@ -117,8 +117,8 @@ impl MatrixSide {
     }
 }
 
-/// Starts everything of the Matrix side on the current actix system. `listener` is the bound
-/// `appservice.listen`.
+/// Starts everything of the Matrix side on the current actix system ([`prepare`], then
+/// [`Prepared::serve`]). `listener` is the bound `appservice.listen`.
 pub async fn start(
     config: &Config,
     store: Store,
@@ -126,6 +126,32 @@ pub async fn start(
     manager: ManagerSettings,
     listener: TcpListener,
 ) -> Result<MatrixSide, StartupError> {
+    prepare(config, store, metrics, manager).await?.serve(config, listener).await
+}
+
+/// The Matrix side made, its account manager running with the bridge as its event sink, the
+/// homeserver not yet needed: accounts added now log in and poll at once, their events waiting
+/// in the inbox (RELIABILITY.md §1.7: pollers first, so a homeserver that is down or slow at
+/// start costs QQ nothing). [`Prepared::serve`] does the rest.
+pub struct Prepared {
+    /// The account manager.
+    pub accounts: Addr<AccountManager>,
+    bridge: Arc<Bridge>,
+    matrix: MatrixClient,
+    registration: Registration,
+    bot: OwnedUserId,
+    store: Store,
+    metrics: Metrics,
+}
+
+/// Reads and checks the registration and the ids, and starts the bridge and the account
+/// manager; nothing here needs the homeserver.
+pub async fn prepare(
+    config: &Config,
+    store: Store,
+    metrics: Metrics,
+    manager: ManagerSettings,
+) -> Result<Prepared, StartupError> {
     let registration = Registration::read(&config.appservice.registration)
         .map_err(|e| StartupError::Registration(e.to_string()))?;
     registration.check_against(config).map_err(|e| StartupError::Registration(e.to_string()))?;
@@ -148,9 +174,6 @@ pub async fn start(
     );
     let matrix = MatrixClient::new(settings, metrics.clone())
         .map_err(|e| StartupError::BadConfig(format!("matrix client: {e}")))?;
-
-    connect(&matrix, &bot, &config.homeserver.address, &config.appservice.bot_localpart).await?;
-
     let bridge_settings = BridgeSettings {
         bot: bot.clone(),
         ghosts,
@@ -192,87 +215,119 @@ pub async fn start(
         .start();
         let bridge =
             Arc::new(Bridge::new(bridge_settings, bridge_matrix, bridge_store, accounts.clone()));
+        bridge.wait_for_homeserver();
         let _ = bridge_tx.send((bridge.clone(), accounts));
         BridgeActor::new(bridge, actor_store)
     });
     let (bridge, accounts) = bridge_rx
         .await
         .map_err(|_| StartupError::BadConfig("bridge actor did not start".into()))?;
-    bridge.set_global_state(crate::bridge::state::GlobalEvent::Starting).await;
+    Ok(Prepared { accounts, bridge, matrix, registration, bot, store, metrics })
+}
 
-    let status = AppserviceStatus::new();
-    let mut server_settings =
-        ServerSettings::new(Token::new(registration.hs_token.expose().clone()));
-    server_settings.max_body_bytes =
-        usize::try_from(config.appservice.max_body_bytes).unwrap_or(usize::MAX);
-    // Who may speak through a portal's relay account (MATRIX.md §6.3): `relay` or more in
-    // bridge.permissions. Set before the outbox replay, which routes relayed messages too.
-    let relay_permissions = Permissions::new(config.bridge.permissions.clone());
-    bridge.set_may_relay(Arc::new(move |user: &UserId| {
-        relay_permissions.level_of(user) >= Permission::Relay
-    }));
-    let replayed = bridge.replay_outbox().await;
-    if replayed > 0 {
-        tracing::info!(
-            messages = replayed,
-            "Matrix messages of the previous run queued for QQ again"
-        );
+impl Prepared {
+    /// Waits for the homeserver, registers the bot, checks `whoami`, lets the held QQ events
+    /// go, resends the outbox, starts the bot's device and commands, serves the appservice API
+    /// on `listener` and pings it through the homeserver.
+    pub async fn serve(
+        self,
+        config: &Config,
+        listener: TcpListener,
+    ) -> Result<MatrixSide, StartupError> {
+        connect(
+            &self.matrix,
+            &self.bot,
+            &config.homeserver.address,
+            &config.appservice.bot_localpart,
+        )
+        .await?;
+        self.bridge.homeserver_found();
+        self.open(config, listener).await
     }
-    let bot_device = match config.encryption.bot_device {
-        true => Some(start_bot_device(config, &matrix, &bot).await?),
-        false => None,
-    };
-    let out: Arc<dyn ManagementOut> = match &bot_device {
-        Some(device) => Arc::new(EncryptedOut::new(matrix.clone(), device.clone())),
-        None => Arc::new(matrix.clone()),
-    };
-    let commands = Arc::new(Commands::new(command_settings(config), out));
-    let restored = commands.start(&bridge).await;
-    if restored > 0 {
-        tracing::info!(accounts = restored, "accounts logged in from Matrix started again");
-    }
-    if let Some(secret) = &config.provisioning.shared_secret {
-        server_settings.provisioning = Some(Provisioning {
-            shared_secret: Token::new(secret.expose().clone()),
-            requests_per_minute: config.provisioning.requests_per_minute,
-            handler: Provisioner::new(commands.clone(), bridge.clone()),
-        });
-    }
-    let intake = Arc::new(Intake::new(bridge.clone(), store));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(appservice::serve(
-        listener,
-        server_settings,
-        intake,
-        status.clone(),
-        metrics,
-        async {
-            stopped.await.ok();
-        },
-    ));
-    let mut side = MatrixSide {
-        accounts,
-        status: status.clone(),
-        bridge,
-        bot_device,
-        stop: Some(stop),
-        server: Some(server),
-    };
 
-    let ping = TransactionId::new();
-    if let Err(source) = matrix.appservice_ping(&ping).await {
-        if let Some(stop) = side.stop.take() {
-            let _ = stop.send(());
+    /// [`Prepared::serve`] once the homeserver is there.
+    async fn open(
+        self,
+        config: &Config,
+        listener: TcpListener,
+    ) -> Result<MatrixSide, StartupError> {
+        let Prepared { accounts, bridge, matrix, registration, bot, store, metrics } = self;
+        bridge.set_global_state(crate::bridge::state::GlobalEvent::Starting).await;
+
+        let status = AppserviceStatus::new();
+        let mut server_settings =
+            ServerSettings::new(Token::new(registration.hs_token.expose().clone()));
+        server_settings.max_body_bytes =
+            usize::try_from(config.appservice.max_body_bytes).unwrap_or(usize::MAX);
+        // Who may speak through a portal's relay account (MATRIX.md §6.3): `relay` or more in
+        // bridge.permissions. Set before the outbox replay, which routes relayed messages too.
+        let relay_permissions = Permissions::new(config.bridge.permissions.clone());
+        bridge.set_may_relay(Arc::new(move |user: &UserId| {
+            relay_permissions.level_of(user) >= Permission::Relay
+        }));
+        let replayed = bridge.replay_outbox().await;
+        if replayed > 0 {
+            tracing::info!(
+                messages = replayed,
+                "Matrix messages of the previous run queued for QQ again"
+            );
         }
-        if let Some(device) = side.bot_device.take() {
-            device.stop().await;
+        let bot_device = match config.encryption.bot_device {
+            true => Some(start_bot_device(config, &matrix, &bot).await?),
+            false => None,
+        };
+        let out: Arc<dyn ManagementOut> = match &bot_device {
+            Some(device) => Arc::new(EncryptedOut::new(matrix.clone(), device.clone())),
+            None => Arc::new(matrix.clone()),
+        };
+        let commands = Arc::new(Commands::new(command_settings(config), out));
+        let restored = commands.start(&bridge).await;
+        if restored > 0 {
+            tracing::info!(accounts = restored, "accounts logged in from Matrix started again");
         }
-        return Err(StartupError::Ping { url: config.appservice.address.clone(), source });
+        if let Some(secret) = &config.provisioning.shared_secret {
+            server_settings.provisioning = Some(Provisioning {
+                shared_secret: Token::new(secret.expose().clone()),
+                requests_per_minute: config.provisioning.requests_per_minute,
+                handler: Provisioner::new(commands.clone(), bridge.clone()),
+            });
+        }
+        let intake = Arc::new(Intake::new(bridge.clone(), store));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(appservice::serve(
+            listener,
+            server_settings,
+            intake,
+            status.clone(),
+            metrics,
+            async {
+                stopped.await.ok();
+            },
+        ));
+        let mut side = MatrixSide {
+            accounts,
+            status: status.clone(),
+            bridge,
+            bot_device,
+            stop: Some(stop),
+            server: Some(server),
+        };
+
+        let ping = TransactionId::new();
+        if let Err(source) = matrix.appservice_ping(&ping).await {
+            if let Some(stop) = side.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(device) = side.bot_device.take() {
+                device.stop().await;
+            }
+            return Err(StartupError::Ping { url: config.appservice.address.clone(), source });
+        }
+        status.set_ready(true);
+        side.bridge.set_global_state(crate::bridge::state::GlobalEvent::Running).await;
+        tracing::info!(listen = %config.appservice.listen, "appservice ready; the homeserver reaches us");
+        Ok(side)
     }
-    status.set_ready(true);
-    side.bridge.set_global_state(crate::bridge::state::GlobalEvent::Running).await;
-    tracing::info!(listen = %config.appservice.listen, "appservice ready; the homeserver reaches us");
-    Ok(side)
 }
 
 /// Waits for the homeserver, registers the bot (a namespace user, so calls may assert it) and

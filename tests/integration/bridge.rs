@@ -5,9 +5,12 @@
 use std::time::Duration;
 
 use qqbridge::account::manager::RemoveAccount;
+use qqbridge::metrics::Metrics;
 use serde_json::{Value, json};
 
-use crate::bridge_common::{ME, owner_and_config, setup, space_of, start_bridge, urlencode};
+use crate::bridge_common::{
+    ME, add_me, manager_settings, owner_and_config, setup, space_of, start_bridge, urlencode,
+};
 use crate::harness::{TestEmulator, test_store};
 use crate::synapse::{call, lease};
 
@@ -356,5 +359,45 @@ async fn test_outbox_after_a_crash_resends_the_unsent_and_tells_the_interrupted_
     }
     let left = guard.reopen().blocking_call(|c| c.outbox()).unwrap();
     assert!(left.is_empty(), "all settled: {left:?}");
+    side.stop().await;
+}
+
+/// RELIABILITY.md §1.7: the accounts log in and poll before the homeserver is waited for (it
+/// may be down when the bridge restarts); what they poll waits in the inbox, then is bridged.
+#[actix::test]
+async fn test_accounts_poll_before_the_homeserver_is_found() {
+    let (te, mut slot, owner, config) = setup().await;
+    let (store, _guard) = test_store();
+    let manager = manager_settings(&te);
+    let prepared =
+        qqbridge::bridge::startup::prepare(&config, store.clone(), Metrics::new(), manager)
+            .await
+            .unwrap();
+    add_me(&prepared.accounts).await;
+    te.post_message(ME, "friend", ALICE, "polled before the homeserver", json!({})).await;
+    let mut waiting = Vec::new();
+    for _ in 0..100 {
+        waiting = store.inbox().unwrap();
+        if !waiting.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(waiting.len(), 1, "the polled message waits in the inbox");
+    assert!(waiting[0].event_json.contains("polled before the homeserver"), "{waiting:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.inbox().unwrap().len(), 1, "held until the homeserver is found");
+
+    let listener = slot.listener.take().unwrap();
+    let side = prepared.serve(&config, listener).await.unwrap();
+    let (_, event) = owner.wait_for("polled before the homeserver").await;
+    assert_eq!(event["sender"], format!("@{}:localhost", slot.ghost_localpart(ALICE)).as_str());
+    for _ in 0..50 {
+        if store.inbox().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(store.inbox().unwrap().is_empty(), "bridged and taken out of the inbox");
     side.stop().await;
 }

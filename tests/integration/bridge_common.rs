@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use qqbridge::account::account_actor::Credentials;
-use qqbridge::account::manager::{AddAccount, GetStates, ManagerSettings};
+use qqbridge::account::manager::{AccountManager, AddAccount, GetStates, ManagerSettings};
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::send_queue::SendPolicy;
 use qqbridge::account::state::AccountState;
@@ -206,14 +206,9 @@ pub async fn owner_and_config(
     (Owner { user_id: owner_id, token, since: Default::default() }, config)
 }
 
-/// Starts the Matrix side on `listener` and account 10001; returns once it is CONNECTED.
-pub async fn start_bridge(
-    te: &TestEmulator,
-    config: &qqbridge::config::Config,
-    store: qqbridge::store::Store,
-    listener: std::net::TcpListener,
-) -> startup::MatrixSide {
-    let manager = ManagerSettings {
+/// The account manager's settings for the tests: `te`'s QQ, quick retries.
+pub fn manager_settings(te: &TestEmulator) -> ManagerSettings {
+    ManagerSettings {
         client: te.client_config(),
         backoff: Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(1) },
         send: SendPolicy { min_interval: Duration::from_millis(50), ..SendPolicy::default() },
@@ -221,20 +216,36 @@ pub async fn start_bridge(
         arbiters: 1,
         login_concurrency: 4,
         per_account: true,
-    };
+    }
+}
+
+/// Starts the Matrix side on `listener` and account 10001; returns once it is CONNECTED.
+pub async fn start_bridge(
+    te: &TestEmulator,
+    config: &qqbridge::config::Config,
+    store: qqbridge::store::Store,
+    listener: std::net::TcpListener,
+) -> startup::MatrixSide {
+    let manager = manager_settings(te);
     let side = startup::start(config, store, Metrics::new(), manager, listener).await.unwrap();
     assert!(side.status.is_ready(), "the start-up ping went through Synapse");
+    add_me(&side.accounts).await;
+    side
+}
+
+/// Adds account 10001 (password login) to `accounts`; returns once it is CONNECTED.
+pub async fn add_me(accounts: &actix::Addr<AccountManager>) {
     let add = AddAccount {
         id: "me".into(),
         qq: QqNumber::new(ME),
         credentials: Credentials::Password(Secret::new("password".into())),
     };
-    side.accounts.send(add).await.unwrap().unwrap();
+    accounts.send(add).await.unwrap().unwrap();
     // The emulator delivers to logged-in sessions only.
     for _ in 0..100 {
-        let states = side.accounts.send(GetStates).await.unwrap();
+        let states = accounts.send(GetStates).await.unwrap();
         if states.iter().any(|(_, state, _)| *state == AccountState::Connected) {
-            return side;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -291,7 +302,7 @@ pub async fn space_of(user: &Owner) -> Option<String> {
 
 /// Waits until the manager reports `account` in `state`.
 pub async fn wait_state(
-    accounts: &actix::Addr<qqbridge::account::manager::AccountManager>,
+    accounts: &actix::Addr<AccountManager>,
     account: &str,
     state: AccountState,
 ) {

@@ -135,8 +135,10 @@ pub struct Bridge {
     refusals: Mutex<permissions::NoticeLimiter>,
     /// The last outbox sequence number given out (`outbox.rs`).
     outbox_seq: std::sync::atomic::AtomicU64,
-    /// When the bridge was made (`outbound.rs` waits for accounts shortly after).
-    started_at: std::time::Instant,
+    /// When the homeserver was found; `None` while start-up waits for it (RELIABILITY.md §1.7:
+    /// the accounts poll meanwhile, their events wait in the inbox). `outbound.rs` waits for
+    /// accounts shortly after.
+    homeserver: tokio::sync::watch::Sender<Option<std::time::Instant>>,
     /// Accounts a message was queued on since the start (`outbound.rs`).
     seen_running: Mutex<std::collections::HashSet<String>>,
     /// What the store says about portals and ghosts, remembered (`cache.rs`).
@@ -200,7 +202,7 @@ impl Bridge {
             chains: Mutex::new(HashMap::new()),
             refusals: Mutex::new(permissions::NoticeLimiter::new(permissions::REFUSAL_WINDOW)),
             outbox_seq: std::sync::atomic::AtomicU64::new(0),
-            started_at: std::time::Instant::now(),
+            homeserver: tokio::sync::watch::Sender::new(Some(std::time::Instant::now())),
             seen_running: Mutex::new(std::collections::HashSet::new()),
             caches,
             avatars,
@@ -214,6 +216,29 @@ impl Bridge {
             bot_owners: std::sync::RwLock::new(BTreeMap::new()),
             commands: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Holds QQ events back until [`Bridge::homeserver_found`]: start-up calls this before its
+    /// accounts start polling, as the homeserver may not be there yet (a new bridge is ready).
+    pub fn wait_for_homeserver(&self) {
+        self.homeserver.send_replace(None);
+    }
+
+    /// The homeserver answered and knows us: QQ events held back go on.
+    pub fn homeserver_found(&self) {
+        self.homeserver.send_replace(Some(std::time::Instant::now()));
+    }
+
+    /// Returns once the homeserver was found.
+    pub async fn homeserver_ready(&self) {
+        let mut found = self.homeserver.subscribe();
+        // An error only means the bridge is being dropped: nothing waits for it then.
+        let _ = found.wait_for(Option::is_some).await;
+    }
+
+    /// How long ago the homeserver was found; `None` while it is waited for.
+    fn homeserver_since(&self) -> Option<std::time::Duration> {
+        self.homeserver.borrow().map(|found| found.elapsed())
     }
 
     /// Whether `user` is the bot or one of our ghosts: their events come back to us in

@@ -23,7 +23,7 @@ use super::status::{SendStatus, combine};
 /// reconnecting or waiting for a login holds its messages).
 pub const PENDING_PATIENCE: Duration = Duration::from_secs(120);
 
-/// How long after the bridge's start a message waits for its account to be added.
+/// How long after the homeserver was found at start a message waits for its account to run.
 pub const START_GRACE: Duration = Duration::from_secs(30);
 
 /// One accepted Matrix message on its way to QQ.
@@ -103,9 +103,9 @@ impl Bridge {
 
     /// Queues `content` of `job` on its account's sender, its outbox row marked `sending` just
     /// before the QQ send call; `None` (logged) when the account is not running.
-    /// Within [`START_GRACE`] of the bridge's start an account never seen running is waited
-    /// for: the process adds its accounts just after start-up, and messages replayed from the
-    /// outbox (or sent by a quick homeserver) must not fail for that. An account that ran and
+    /// Within [`START_GRACE`] of the homeserver's arrival at start an account never seen
+    /// running is waited for: accounts are still logging in then, and messages replayed from
+    /// the outbox (or sent by a quick homeserver) must not fail for that. An account that ran and
     /// stopped is told at once.
     async fn queue_on_account(
         &self,
@@ -126,7 +126,7 @@ impl Bridge {
                     return Some(outcome);
                 }
                 Ok(None)
-                    if self.started_at.elapsed() < START_GRACE
+                    if self.homeserver_since().is_none_or(|since| since < START_GRACE)
                         && !self
                             .seen_running
                             .lock()
