@@ -405,8 +405,7 @@ impl Actor for AccountActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.replay_polled();
-        self.connect(ctx);
+        self.replay_polled(ctx, |act, ctx| act.connect(ctx));
     }
 }
 

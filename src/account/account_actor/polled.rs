@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 
+use actix::prelude::*;
+
 use super::AccountActor;
 use crate::account::poll_log::PollLog;
 use crate::account::poller_actor::QqEventsReceived;
-use crate::store::Store;
+use crate::store::{PolledRow, Store};
 use crate::webqq::event::PollEvent;
 
 /// The account's persisted poll batches.
@@ -28,18 +30,32 @@ impl AccountActor {
         self
     }
 
-    /// Queues the batches a previous run persisted and did not resolve, oldest first. Call
-    /// before the first poll.
-    pub(super) fn replay_polled(&mut self) {
-        let Some(log) = &self.polls.log else { return };
-        let account = self.settings.id.clone();
-        let rows = match log.store().blocking_call(move |c| c.polled(&account)) {
-            Ok(rows) => rows,
-            Err(error) => {
-                tracing::error!(account = %self.settings.id, %error, "stored poll batches not readable: not replayed");
-                return;
-            }
+    /// Reads the batches a previous run persisted and did not resolve, queues them oldest
+    /// first, then `next`s (the first poll comes after). The read does not block the arbiter;
+    /// the account handles nothing else meanwhile.
+    pub(super) fn replay_polled(
+        &mut self,
+        ctx: &mut Context<Self>,
+        next: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        let Some(store) = self.polls.log.as_ref().map(|log| log.store().clone()) else {
+            return next(self, ctx);
         };
+        let account = self.settings.id.clone();
+        let read = async move { store.call(move |c| c.polled(&account)).await };
+        ctx.wait(read.into_actor(self).map(move |rows, act, ctx| {
+            match rows {
+                Ok(rows) => act.queue_replayed(rows),
+                Err(error) => {
+                    tracing::error!(account = %act.settings.id, %error, "stored poll batches not readable: not replayed");
+                }
+            }
+            next(act, ctx);
+        }));
+    }
+
+    fn queue_replayed(&mut self, rows: Vec<PolledRow>) {
+        let Some(log) = self.polls.log.clone() else { return };
         for row in rows {
             log.seen(row.seq);
             match serde_json::from_str::<Vec<PollEvent>>(&row.events_json) {
