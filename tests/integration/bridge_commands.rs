@@ -314,5 +314,24 @@ async fn test_bridge_and_unbridge_an_existing_room() {
     te.post_message(ME, "group", 10003, "after unbridging", json!({"group": GROUP})).await;
     let (fresh, _) = owner.wait_for("after unbridging").await;
     assert_ne!(fresh, room);
+
+    // Two bridge requests for one group at once (a command and a provisioning call, say):
+    // exactly one room becomes its portal.
+    owner.send(&fresh, "!qq unbridge").await;
+    wait_text(&owner, &fresh, "no longer bridged").await;
+    let (a, b) = (plain_room_with_bot(&owner, &bot).await, plain_room_with_bot(&owner, &bot).await);
+    let (a, b) =
+        (ruma::RoomId::parse(a.as_str()).unwrap(), ruma::RoomId::parse(b.as_str()).unwrap());
+    let owner_id = ruma::UserId::parse(owner.user_id.as_str()).unwrap();
+    let group = qqbridge::webqq::GroupNumber::new(GROUP);
+    let (first, second) = tokio::join!(
+        side.bridge.bridge_room(&a, "me", &owner_id, group),
+        side.bridge.bridge_room(&b, "me", &owner_id, group),
+    );
+    let refused = match (first, second) {
+        (Ok(()), Err(refused)) | (Err(refused), Ok(())) => refused,
+        other => panic!("exactly one bridged: {other:?}"),
+    };
+    assert!(refused.to_string().contains("already bridged"), "{refused}");
     side.stop().await;
 }

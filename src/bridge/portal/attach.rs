@@ -80,7 +80,8 @@ impl Bridge {
     /// Makes the plain room `room` the portal of QQ group `group`, bridged through `account`
     /// (owned by `owner`): refused when the room or the group has a portal already or the
     /// account is not in the group. The `m.bridge` state goes first, so a bot without the power
-    /// to set state changes nothing. The caller checks permissions and the kind of room.
+    /// to set state changes nothing. One bridge or unbridge runs at a time. The caller checks
+    /// permissions and the kind of room.
     pub async fn bridge_room(
         &self,
         room: &RoomId,
@@ -88,6 +89,7 @@ impl Bridge {
         owner: &UserId,
         group: GroupNumber,
     ) -> Result<(), AttachError> {
+        let _attaching = self.attaching.lock().await;
         if self.store.portal_by_room(room)?.is_some() {
             return Err(AttachError::RoomIsPortal);
         }
@@ -143,6 +145,7 @@ impl Bridge {
     /// later QQ message makes a new portal). Steps on Matrix that fail are logged; the store
     /// is cleared regardless. Answers the forgotten portal. The caller checks permissions.
     pub async fn unbridge_room(&self, room: &RoomId) -> Result<Portal, AttachError> {
+        let _attaching = self.attaching.lock().await;
         let portal = self.store.portal_by_room(room)?.ok_or(AttachError::NotAPortal)?;
         let room = room.to_owned();
         let key = portal.portal_key.clone();

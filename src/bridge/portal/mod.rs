@@ -139,6 +139,9 @@ pub struct Bridge {
     /// the accounts poll meanwhile, their events wait in the inbox). `outbound.rs` waits for
     /// accounts shortly after.
     homeserver: tokio::sync::watch::Sender<Option<std::time::Instant>>,
+    /// Held while a room is bridged or unbridged by command (`attach.rs`), so two commands
+    /// for one group cannot both pass the checks.
+    attaching: tokio::sync::Mutex<()>,
     /// Accounts a message was queued on since the start (`outbound.rs`).
     seen_running: Mutex<std::collections::HashSet<String>>,
     /// What the store says about portals and ghosts, remembered (`cache.rs`).
@@ -203,6 +206,7 @@ impl Bridge {
             refusals: Mutex::new(permissions::NoticeLimiter::new(permissions::REFUSAL_WINDOW)),
             outbox_seq: std::sync::atomic::AtomicU64::new(0),
             homeserver: tokio::sync::watch::Sender::new(Some(std::time::Instant::now())),
+            attaching: tokio::sync::Mutex::new(()),
             seen_running: Mutex::new(std::collections::HashSet::new()),
             caches,
             avatars,
