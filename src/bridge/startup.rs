@@ -324,7 +324,14 @@ impl Prepared {
             return Err(StartupError::Ping { url: config.appservice.address.clone(), source });
         }
         status.set_ready(true);
-        side.bridge.set_global_state(crate::bridge::state::GlobalEvent::Running).await;
+        // UNCONFIGURED when no account runs (none in the config, none logged in through the bot):
+        // the first login makes it RUNNING (`bridge::state`).
+        let accounts = side.accounts.send(crate::account::manager::GetStates).await;
+        let global = match accounts {
+            Ok(states) if states.is_empty() => crate::bridge::state::GlobalEvent::Unconfigured,
+            _ => crate::bridge::state::GlobalEvent::Running,
+        };
+        side.bridge.set_global_state(global).await;
         tracing::info!(listen = %config.appservice.listen, "appservice ready; the homeserver reaches us");
         Ok(side)
     }

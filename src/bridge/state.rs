@@ -204,6 +204,12 @@ struct Entry {
     told: Option<StateEvent>,
 }
 
+impl Entry {
+    fn new(state: &BridgeState) -> Entry {
+        Entry { current: state.clone(), pending: None, pushed: None, told: None }
+    }
+}
+
 /// How the tracker tells and holds (MATRIX.md §6.5).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusSettings {
@@ -272,12 +278,30 @@ impl StateTracker {
     /// Forgets `account` (logged out by its owner): its last pushed state, if any, is followed
     /// by a LOGGED_OUT push (bridgev2 does so when a login is deleted), and it is neither
     /// refreshed nor listed any more.
-    pub fn forget(&mut self, account: &str, unix: u64) -> Vec<Output> {
+    /// The last login gone, a RUNNING bridge becomes UNCONFIGURED.
+    pub fn forget(&mut self, account: &str, unix: u64, now: Instant) -> Vec<Output> {
         let Some(entry) = self.accounts.remove(account) else { return Vec::new() };
-        let Some((last, _)) = entry.pushed else { return Vec::new() };
-        let qq = last.remote_id.parse().unwrap_or(0);
-        let reason = Some("logged out by the user");
-        vec![Output::Push(bridge_state(account, qq, AccountState::LoggedOut, reason, unix))]
+        let mut out = Vec::new();
+        if let Some((last, _)) = entry.pushed {
+            let qq = last.remote_id.parse().unwrap_or(0);
+            let reason = Some("logged out by the user");
+            out.push(Output::Push(bridge_state(
+                account,
+                qq,
+                AccountState::LoggedOut,
+                reason,
+                unix,
+            )));
+        }
+        if self.accounts.is_empty() && self.global_event() == Some(GlobalEvent::Running) {
+            out.extend(self.set_global(GlobalEvent::Unconfigured, now, unix));
+        }
+        out
+    }
+
+    /// The global state's event, once one was set.
+    fn global_event(&self) -> Option<GlobalEvent> {
+        self.global.as_ref().map(|(state, _)| state.bridge_state.state_event)
     }
 
     /// Pushes again, with `unix` as timestamp, every state (the logins' and the global one)
@@ -327,16 +351,25 @@ impl StateTracker {
         }
     }
 
-    /// Records `state` for its account at `now`; answers what to do at once.
+    /// Records `state` for its account at `now`; answers what to do at once. The first login
+    /// of an UNCONFIGURED bridge makes it RUNNING.
     pub fn observe(&mut self, state: BridgeState, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.accounts.is_empty() && self.global_event() == Some(GlobalEvent::Unconfigured) {
+            // The first login of an UNCONFIGURED bridge: it has something to bridge now.
+            let unix = state.timestamp;
+            self.accounts.insert(state.remote_name.clone(), Entry::new(&state));
+            out.extend(self.set_global(GlobalEvent::Running, now, unix));
+        }
+        out.extend(self.observe_login(state, now));
+        out
+    }
+
+    fn observe_login(&mut self, state: BridgeState, now: Instant) -> Vec<Output> {
         let hold = self.hold_of(state.state_event);
         let notices = self.settings.notices;
-        let entry = self.accounts.entry(state.remote_name.clone()).or_insert_with(|| Entry {
-            current: state.clone(),
-            pending: None,
-            pushed: None,
-            told: None,
-        });
+        let entry =
+            self.accounts.entry(state.remote_name.clone()).or_insert_with(|| Entry::new(&state));
         entry.current = state.clone();
         let mut out = Vec::new();
         match state.state_event {

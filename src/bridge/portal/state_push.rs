@@ -120,7 +120,7 @@ impl StateHub {
 
     /// Forgets `account` (logged out): a last LOGGED_OUT push, no refresh any more.
     pub(super) async fn forget(self: &Arc<Self>, account: &str) {
-        let outputs = self.tracker().forget(account, unix_now());
+        let outputs = self.tracker().forget(account, unix_now(), now());
         self.after_change(outputs).await;
     }
 

@@ -239,13 +239,49 @@ fn test_refresh_repushes_before_the_ttl_and_forget_ends_a_login() {
     assert_eq!(global.bridge_state.timestamp, 17380);
     assert_eq!(global.remote_state["me"].state_event, StateEvent::Connected);
     assert_eq!(tracker.next_refresh(), Some(due + Duration::from_secs(17280)));
-    // Forgotten: one LOGGED_OUT push, then only the global state is refreshed.
-    let out = tracker.forget("me", 20000);
-    let [Output::Push(last)] = out.as_slice() else { panic!("{out:?}") };
+    // Forgotten: one LOGGED_OUT push, and the bridge, with no login left, is UNCONFIGURED;
+    // then only the global state is refreshed.
+    let out = tracker.forget("me", 20000, due);
+    let [Output::Push(last), Output::PushGlobal(global)] = out.as_slice() else {
+        panic!("{out:?}")
+    };
     assert_eq!(last.state_event, StateEvent::LoggedOut);
     assert_eq!(last.error.as_deref(), Some("qq-logged-out"));
-    assert_eq!(tracker.forget("me", 20001), []);
+    assert_eq!(global.bridge_state.state_event, GlobalEvent::Unconfigured);
+    assert_eq!(tracker.forget("me", 20001, due), []);
     assert_eq!(tracker.state_of("me"), None);
     let later = tracker.refresh(due + Duration::from_secs(17280), 40000);
     assert!(matches!(later.as_slice(), [Output::PushGlobal(g)] if g.remote_state.is_empty()));
+}
+
+#[test]
+fn test_unconfigured_until_the_first_login_and_again_after_the_last() {
+    let mut tracker = StateTracker::new(StatusSettings::default());
+    let start = Instant::now();
+    let globals = |out: &[Output]| -> Vec<GlobalEvent> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::PushGlobal(g) => Some(g.bridge_state.state_event),
+                _ => None,
+            })
+            .collect()
+    };
+    let out = tracker.set_global(GlobalEvent::Unconfigured, start, 100);
+    assert_eq!(globals(&out), [GlobalEvent::Unconfigured]);
+    // The first login: RUNNING, its state in the global remote states; a second changes nothing.
+    let out = tracker.observe(bridge_state("me", 1, A::Connected, None, 110), start);
+    assert_eq!(globals(&out), [GlobalEvent::Running]);
+    let Some(Output::PushGlobal(global)) = out.first() else { panic!("{out:?}") };
+    assert_eq!(global.remote_state["me"].state_event, StateEvent::Connected);
+    assert!(out.iter().any(|o| matches!(o, Output::Push(s) if s.remote_name == "me")), "{out:?}");
+    let out = tracker.observe(bridge_state("you", 2, A::Connected, None, 120), start);
+    assert_eq!(globals(&out), []);
+    // Forgetting one of two keeps RUNNING; the last makes it UNCONFIGURED again.
+    assert_eq!(globals(&tracker.forget("me", 130, start)), []);
+    assert_eq!(globals(&tracker.forget("you", 140, start)), [GlobalEvent::Unconfigured]);
+    // STARTING is left alone by a login (start-up sets RUNNING itself).
+    let mut starting = StateTracker::new(StatusSettings::default());
+    starting.set_global(GlobalEvent::Starting, start, 100);
+    let out = starting.observe(bridge_state("me", 1, A::Connected, None, 110), start);
+    assert_eq!(globals(&out), []);
 }

@@ -108,10 +108,14 @@ async fn test_every_state_is_pushed_again_before_its_ttl_runs_out() {
         .clone();
     assert_eq!(last["remoteState"]["me"]["state_event"], "BAD_CREDENTIALS", "{last}");
 
-    // A forgotten login: one LOGGED_OUT push, then no more refreshes of it.
+    // A forgotten login: one LOGGED_OUT push, the bridge UNCONFIGURED without it, then no more
+    // refreshes of it.
     hub.forget("me").await;
     settle().await;
-    assert!(names(&seen).last().unwrap().ends_with("LOGGED_OUT"), "{:?}", names(&seen));
+    let got = names(&seen);
+    let [.., logged_out, global] = got.as_slice() else { panic!("{got:?}") };
+    assert!(logged_out.ends_with("LOGGED_OUT"), "{got:?}");
+    assert!(global.ends_with("global:UNCONFIGURED"), "{got:?}");
     let count = seen.lock().unwrap().len();
     tokio::time::sleep(Duration::from_secs(3600)).await;
     settle().await;
