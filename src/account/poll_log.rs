@@ -35,21 +35,6 @@ impl PollLog {
         self.last_seq.fetch_max(seq, Ordering::Relaxed);
     }
 
-    /// A batch number above every one given out before (microseconds of the clock, bumped when
-    /// the clock has not moved on).
-    fn next_seq(&self) -> u64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let previous = self
-            .last_seq
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-                Some(now.max(last.saturating_add(1)))
-            })
-            .unwrap_or(now);
-        now.max(previous.saturating_add(1))
-    }
-
     /// Persists `events`, polled by `account` in the session opened at `session`, as one batch;
     /// its number, or `None` (logged) when it could not be written: the batch then goes on
     /// from memory. `since` is when the answer arrived.
@@ -67,7 +52,7 @@ impl PollLog {
                 return None;
             }
         };
-        let seq = self.next_seq();
+        let seq = crate::store::next_seq(&self.last_seq);
         let row = PolledRow { account_id: account.to_owned(), seq, session, events_json };
         match self.store.call(move |c| c.polled_push(&row)).await {
             Ok(()) => {
@@ -90,9 +75,9 @@ mod tests {
     #[test]
     fn test_batch_numbers_rise_past_every_seen_one() {
         let log = PollLog::new(Store::open_in_memory().unwrap());
-        let first = log.next_seq();
-        assert!(log.next_seq() > first);
+        let first = crate::store::next_seq(&log.last_seq);
+        assert!(crate::store::next_seq(&log.last_seq) > first);
         log.seen(u64::MAX - 1);
-        assert_eq!(log.next_seq(), u64::MAX);
+        assert_eq!(crate::store::next_seq(&log.last_seq), u64::MAX);
     }
 }

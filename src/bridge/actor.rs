@@ -34,24 +34,25 @@ pub struct BridgeActor {
     lanes: Lanes,
     settle: Settle,
     /// The last inbox sequence number given out.
-    last_seq: u64,
+    last_seq: std::sync::atomic::AtomicU64,
 }
 
 impl BridgeActor {
     /// An actor bridging through `bridge`, persisting QQ events in `store`'s inbox.
     pub fn new(bridge: Arc<Bridge>, store: Store) -> Self {
         let settle = Settle::new(store.clone());
-        BridgeActor { bridge, store, lanes: Lanes::new(LANES_AT_ONCE), settle, last_seq: 0 }
+        BridgeActor {
+            bridge,
+            store,
+            lanes: Lanes::new(LANES_AT_ONCE),
+            settle,
+            last_seq: Default::default(),
+        }
     }
 
-    /// A sequence number above every one given before, also by earlier runs of the process
-    /// (microseconds of the clock, bumped when the clock has not moved on).
-    fn next_seq(&mut self) -> u64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        self.last_seq = now.max(self.last_seq.saturating_add(1));
-        self.last_seq
+    /// An inbox sequence number above every one given before, also by earlier runs.
+    fn next_seq(&self) -> u64 {
+        crate::store::next_seq(&self.last_seq)
     }
 
     /// Queues `event` on its lane; once it is bridged (or refused for good) its map rows and
@@ -98,7 +99,7 @@ impl Actor for BridgeActor {
             );
         }
         for row in rows {
-            self.last_seq = self.last_seq.max(row.seq);
+            self.last_seq.fetch_max(row.seq, std::sync::atomic::Ordering::Relaxed);
             match serde_json::from_str::<QqEvent>(&row.event_json) {
                 Ok(event) => self.dispatch(
                     Arc::from(row.account_id.as_str()),

@@ -111,3 +111,19 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()
     file.set_permissions(std::fs::Permissions::from_mode(sqlite::FILE_MODE))?;
     file.write_all(bytes)
 }
+
+/// A row sequence number above `last` (which it becomes): microseconds of the wall clock, so
+/// also above the numbers of earlier runs of the process, bumped by one when the clock has not
+/// moved on. For the inbox, the outbox and the poll batches, whose rows replay in this order.
+pub fn next_seq(last: &std::sync::atomic::AtomicU64) -> u64 {
+    use std::sync::atomic::Ordering;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let previous = last
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |seen| {
+            Some(now.max(seen.saturating_add(1)))
+        })
+        .unwrap_or(now);
+    now.max(previous.saturating_add(1))
+}

@@ -16,19 +16,9 @@ use super::to_qq::EventHead;
 use crate::account::send_queue::SendOutcome;
 
 impl Bridge {
-    /// An outbox sequence number above every one given before, also by earlier runs of the
-    /// process (microseconds of the clock, bumped when the clock has not moved on).
+    /// An outbox sequence number above every one given before, also by earlier runs.
     pub(super) fn next_outbox_seq(&self) -> u64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let previous = self
-            .outbox_seq
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-                Some(now.max(last.saturating_add(1)))
-            })
-            .unwrap_or(now);
-        now.max(previous.saturating_add(1))
+        crate::store::next_seq(&self.outbox_seq)
     }
 
     /// Ends a message's way to QQ: its status told ([`Bridge::report`]) and its row taken out
