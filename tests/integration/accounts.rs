@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use qqbridge::account::account_actor::{
-    AccountActor, AccountEvent, AccountSettings, Credentials, GetAccountState, SolveCaptcha,
-    StopAccount,
+    AccountActor, AccountEvent, AccountSettings, Credentials, GetAccountState, LogOutOfQq,
+    SolveCaptcha, StopAccount,
 };
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::poller_actor::QqEventsReceived;
@@ -162,6 +162,27 @@ async fn test_account_connects_delivers_events_and_sends() {
         .count();
     assert_eq!(delivered, 2);
     account.send(StopAccount).await.unwrap();
+}
+
+/// `logout` from Matrix ends the QQ session (logout2) and says whether QQ confirmed it; a QQ
+/// that does not answer in time is reported as such, and the account stops either way.
+#[actix::test]
+async fn test_logout_is_confirmed_or_reported_as_unanswered() {
+    let te = TestEmulator::start().await;
+    let (account, _) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    let answer = account.send(LogOutOfQq { timeout: Duration::from_secs(5) }).await.unwrap();
+    assert_eq!(answer, Ok(()));
+    assert_eq!(counter(&te, "logout2").await, 1);
+    assert!(!account.connected(), "the account stopped");
+
+    let (account, _) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    te.fault(json!({"endpoint": "logout2", "count": 1, "kind": {"slow_body_ms": 3000}})).await;
+    let answer = account.send(LogOutOfQq { timeout: Duration::from_millis(300) }).await.unwrap();
+    assert_eq!(answer, Err("QQ did not answer within 0.3 s".to_owned()));
+    assert_eq!(counter(&te, "logout2").await, 2, "the logout was asked for");
+    assert!(!account.connected(), "the account stopped all the same");
 }
 
 #[actix::test]

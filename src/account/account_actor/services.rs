@@ -41,7 +41,7 @@ impl Handler<LogOutOfQq> for AccountActor {
             match tokio::time::timeout(msg.timeout, client.logout()).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err(format!("QQ did not answer within {} s", msg.timeout.as_secs())),
+                Err(_) => Err(format!("QQ did not answer within {} s", msg.timeout.as_secs_f64())),
             }
         })
     }
