@@ -37,6 +37,13 @@ use crate::store::Store;
 const HOMESERVER_DEADLINE: Duration = Duration::from_secs(120);
 /// How often it asks meanwhile.
 const HOMESERVER_INTERVAL: Duration = Duration::from_secs(2);
+/// Waits between attempts at the start-up ping while the homeserver answers 5xx.
+const PING_WAITS: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+];
 /// Waits between attempts to start the bot's device while the homeserver fails.
 const BOT_DEVICE_WAITS: [Duration; 4] = [
     Duration::from_secs(2),
@@ -313,8 +320,7 @@ impl Prepared {
             server: Some(server),
         };
 
-        let ping = TransactionId::new();
-        if let Err(source) = matrix.appservice_ping(&ping).await {
+        if let Err(source) = ping(&matrix).await {
             if let Some(stop) = side.stop.take() {
                 let _ = stop.send(());
             }
@@ -334,6 +340,27 @@ impl Prepared {
         side.bridge.set_global_state(global).await;
         tracing::info!(listen = %config.appservice.listen, "appservice ready; the homeserver reaches us");
         Ok(side)
+    }
+}
+
+/// Asks the homeserver to ping our appservice listener. A 5xx or a transient failure is tried
+/// again after [`PING_WAITS`]: Synapse under load answers a good ping 502 now and then
+/// ("Tried to cancel an already-called event"). The last error is the answer.
+async fn ping(matrix: &MatrixClient) -> Result<(), Error> {
+    let mut waits = PING_WAITS.iter();
+    loop {
+        let error = match matrix.appservice_ping(&TransactionId::new()).await {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let again = error.is_transient() || error.status().is_some_and(|s| s >= 500);
+        match waits.next() {
+            Some(wait) if again => {
+                tracing::info!(%error, retry_in = ?wait, "appservice ping failed; trying again");
+                tokio::time::sleep(*wait).await;
+            }
+            _ => return Err(error),
+        }
     }
 }
 
