@@ -235,6 +235,9 @@ impl Bridge {
 
     /// Returns once the homeserver was found.
     pub async fn homeserver_ready(&self) {
+        if self.homeserver.borrow().is_some() {
+            return;
+        }
         let mut found = self.homeserver.subscribe();
         // An error only means the bridge is being dropped: nothing waits for it then.
         let _ = found.wait_for(Option::is_some).await;
