@@ -565,8 +565,9 @@ def seen_keys(seen_by_chat):
 
 
 def count(seen_by_chat, expected):
-    """(received, lost keys, duplicates, out of order, duplicated keys) of one direction."""
-    received, duplicates, disorder, seen, doubled = 0, 0, 0, set(), []
+    """(received, lost keys, duplicates, out of order, duplicated keys, out-of-order pairs
+    (chat, seq, the higher seq it came after)) of one direction."""
+    received, duplicates, disorder, seen, doubled, late = 0, 0, 0, set(), [], []
     for c, seqs in seen_by_chat.items():
         if c < 0:
             continue
@@ -580,9 +581,10 @@ def count(seen_by_chat, expected):
             received += 1
             if seq < highest:
                 disorder += 1
+                late.append((c, seq, highest))
             highest = max(highest, seq)
     lost = sorted(k for k in expected if k not in seen)
-    return received, lost, duplicates, disorder, doubled
+    return received, lost, duplicates, disorder, doubled, late
 
 
 def settle(args, owners, chats, ids, qq_expected, mx_sent, ledger):
@@ -772,6 +774,9 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
         if figures[4]:
             shown = ", ".join(f"c{c}-{s}" for c, s in figures[4][:20])
             print(f"{name} duplicated ({len(figures[4])}): {shown}")
+        if figures[5]:
+            shown = ", ".join(f"c{c}-{s} after c{c}-{h}" for c, s, h in figures[5][:20])
+            print(f"{name} out of order ({len(figures[5])}): {shown}")
     failures = []
     if to_matrix[1]:
         failures.append(f"{len(to_matrix[1])} lost toward Matrix")

@@ -94,7 +94,9 @@ pub(crate) fn finish(
     let within_limit = take_token(shared, session);
     let delivered =
         deliver_message(shared, session.account, target, content, time, options.self_echo);
-    tracing::debug!(account = %session.account, kind, delivered = delivered.len(), "message sent");
+    let text = content.plain_text();
+    let excerpt = &text[..text.floor_char_boundary(60)];
+    tracing::debug!(account = %session.account, kind, target = stable_target, excerpt, delivered = delivered.len(), "message sent");
     if !within_limit {
         return refused();
     }
