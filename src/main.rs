@@ -231,6 +231,7 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
             retry_backoff: Duration::from_millis(config.sender.retry_backoff_ms),
         },
         max_relogins: config.poller.max_relogins,
+        gap_notice: config.poller.gap_notice_seconds,
         arbiters: config
             .runtime
             .arbiters

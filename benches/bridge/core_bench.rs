@@ -241,6 +241,7 @@ async fn measure(
         arbiters: 1,
         login_concurrency: 1,
         per_account: true,
+        gap_notice: 120,
     };
     let bridge_matrix = matrix.clone();
     let bridge_store = store.clone();

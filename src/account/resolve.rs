@@ -84,6 +84,14 @@ pub enum QqEvent {
         /// Why, when known.
         reason: Option<String>,
     },
+    /// The account was not polled from `from` to `to` (unix seconds, RELIABILITY.md §1.7): QQ
+    /// messages sent to it then may be missing (told by the account manager, not by poll2).
+    PollGap {
+        /// The last successful poll before the gap.
+        from: u64,
+        /// The first one after it.
+        to: u64,
+    },
     /// An event the bridge cannot carry (unknown group, temporary chat, file…), with why.
     Unbridgeable {
         /// The poll_type.

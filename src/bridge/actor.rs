@@ -240,7 +240,10 @@ fn lane_key(account: &str, event: &QqEvent) -> String {
         QqEvent::MemberJoined(change) | QqEvent::MemberLeft(change) => {
             ids::portal_key(account, &ChatKey::Group(change.group))
         }
-        QqEvent::Kicked { .. } | QqEvent::Unbridgeable { .. } | QqEvent::AccountState { .. } => {
+        QqEvent::Kicked { .. }
+        | QqEvent::Unbridgeable { .. }
+        | QqEvent::AccountState { .. }
+        | QqEvent::PollGap { .. } => {
             format!("{account}#account")
         }
     }
@@ -309,6 +312,7 @@ async fn bridge_one(
         QqEvent::AccountState { state, reason } => {
             bridge.qq_account_state(account, *state, reason.as_deref()).await;
         }
+        QqEvent::PollGap { from, to } => bridge.qq_poll_gap(account, *from, *to).await,
         // Membership is part of the room's history: retried like a message when transient.
         QqEvent::MemberJoined(change) => bridge.qq_member_joined(account, change).await?,
         QqEvent::MemberLeft(change) => bridge.qq_member_left(account, change).await?,

@@ -235,6 +235,7 @@ impl Config {
             ("poller.backoff_initial_ms", p.backoff_initial_ms, 1, 600_000),
             ("poller.backoff_max_seconds", p.backoff_max_seconds, 1, 86_400),
             ("poller.max_relogins", p.max_relogins.into(), 0, 100),
+            ("poller.gap_notice_seconds", p.gap_notice_seconds, 0, 86_400),
             ("runtime.restore_concurrency", to_u64(r.restore_concurrency), 1, 100_000),
             ("runtime.arbiters", arbiters, 1, 1024),
         ] {

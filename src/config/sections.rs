@@ -97,11 +97,19 @@ pub struct PollerConfig {
     pub backoff_max_seconds: u64,
     /// Relogin attempts after session trouble before the account stops.
     pub max_relogins: u32,
+    /// Polling gaps longer than this (seconds) are told to the account's owner: QQ messages
+    /// sent then may be missing (RELIABILITY.md §1.7). 0: never told.
+    pub gap_notice_seconds: u64,
 }
 
 impl Default for PollerConfig {
     fn default() -> Self {
-        Self { backoff_initial_ms: 1000, backoff_max_seconds: 300, max_relogins: 3 }
+        Self {
+            backoff_initial_ms: 1000,
+            backoff_max_seconds: 300,
+            max_relogins: 3,
+            gap_notice_seconds: 120,
+        }
     }
 }
 

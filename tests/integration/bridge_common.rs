@@ -216,6 +216,7 @@ pub fn manager_settings(te: &TestEmulator) -> ManagerSettings {
         arbiters: 1,
         login_concurrency: 4,
         per_account: true,
+        gap_notice: 120,
     }
 }
 

@@ -145,6 +145,8 @@ async fn test_notices_in_the_management_room_and_presence() {
     config.bridge.presence = true;
     let ghost = format!("@{}:localhost", slot.ghost_localpart(ALICE));
     let (store, _guard) = test_store();
+    // An earlier run last polled account 10001 long ago (RELIABILITY.md §1.7).
+    store.kv_set("poll_ok:me", "1795960234").unwrap();
     let side = start_bridge(&te, &config, store.clone(), slot.listener.take().unwrap()).await;
     te.post_message(ME, "friend", ALICE, "hi there", json!({})).await;
     let (dm, _) = owner.wait_for("hi there").await;
@@ -197,6 +199,18 @@ async fn test_notices_in_the_management_room_and_presence() {
     let notices = owner.messages(&management).await;
     let told = notices.iter().filter(|e| e["content"]["body"].as_str().is_some_and(unbridgeable));
     assert_eq!(told.count(), 1, "{notices:?}");
+
+    // The gap since that earlier run's last poll was told there too, once.
+    let gap = |b: &str| {
+        b.starts_with("QQ account me: QQ messages sent between 2026-11-29 13:50:34 UTC and ")
+            && b.contains("may be missing")
+    };
+    let (room, _) = owner.wait_for_match("the polling gap notice", gap).await;
+    assert_eq!(room, management);
+    let told = notices.iter().filter(|e| e["content"]["body"].as_str().is_some_and(gap));
+    assert_eq!(told.count(), 1, "{notices:?}");
+    let mark: u64 = store.kv_get("poll_ok:me").unwrap().unwrap().parse().unwrap();
+    assert!(mark > 1_795_960_234, "the last poll is marked again: {mark}");
     side.stop().await;
 }
 

@@ -57,6 +57,7 @@ impl World {
             arbiters: 1,
             login_concurrency: 4,
             per_account: true,
+            gap_notice: 120,
         };
         let listener = slot.listener.take().unwrap();
         let side = startup::start(&config, store, Metrics::new(), manager, listener).await.unwrap();

@@ -39,6 +39,7 @@ fn manager(te: &TestEmulator, metrics: &Metrics, store: Store) -> Addr<AccountMa
         arbiters: 2,
         login_concurrency: 8,
         per_account: true,
+        gap_notice: 120,
     };
     AccountManager::new(settings, metrics.clone(), store, Sink.start().recipient()).start()
 }

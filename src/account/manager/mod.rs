@@ -28,6 +28,7 @@ use crate::store::Store;
 use crate::webqq::QqNumber;
 use crate::webqq::client::ClientConfig;
 
+mod gaps;
 mod lease;
 mod via;
 
@@ -61,6 +62,9 @@ pub struct ManagerSettings {
     /// Label metrics with each account's id (`metrics.per_account`); when off, every account
     /// counts under [`ALL_ACCOUNTS`] and per-account gauges are not exported.
     pub per_account: bool,
+    /// Polling gaps longer than this (seconds) are told to the account's owner
+    /// (`poller.gap_notice_seconds`; 0: never).
+    pub gap_notice: u64,
 }
 
 /// The `account` label of every series when `metrics.per_account` is off.
@@ -172,6 +176,8 @@ pub struct AccountManager {
     login_watcher: Option<tokio::sync::mpsc::UnboundedSender<LoginPrompt>>,
     /// Whether accounts persist their poll batches until the sink has them (the bridge).
     persist_polls: bool,
+    /// Each account's last successful poll (`gaps.rs`).
+    gaps: gaps::PollGaps,
 }
 
 impl AccountManager {
@@ -198,6 +204,7 @@ impl AccountManager {
             )),
             holder: lease::holder_name(rand::rng().random::<u32>()),
             persist_polls: false,
+            gaps: gaps::PollGaps::new(settings.gap_notice),
             settings,
         }
     }
@@ -281,6 +288,7 @@ impl Handler<AddAccount> for AccountManager {
             }
             Err(error) => return Err(format!("account {}: {error}", msg.id)),
         }
+        self.start_gaps(&msg.id);
         let stored = match self.store.load_session(&msg.id) {
             Ok(stored) => stored.filter(|s| s.qq == msg.qq),
             Err(error) => {
@@ -352,6 +360,7 @@ impl AccountManager {
             self.export_state(id, Some(state), None);
         }
         self.numbers.remove(id);
+        self.gaps.forget(id);
         self.metrics.forget_account(id);
         Some(account)
     }
@@ -463,9 +472,13 @@ impl Handler<AccountEvent> for AccountManager {
                     PollOutcome::Retcode => metrics::PollOutcome::Retcode,
                 };
                 self.metrics.poll_finished(self.label(&account), outcome, poll.duration);
+                let answered = matches!(poll.outcome, PollOutcome::Ok | PollOutcome::Empty);
+                let now = crate::webqq::session::unix_now();
+                if answered {
+                    self.poll_answered(&account, now);
+                }
                 if self.settings.per_account {
-                    if matches!(poll.outcome, PollOutcome::Ok | PollOutcome::Empty) {
-                        let now = crate::webqq::session::unix_now();
+                    if answered {
                         self.metrics.poll_succeeded_at(&account, now);
                     }
                     self.metrics.set_consecutive_failures(&account, poll.consecutive_failures);

@@ -133,6 +133,18 @@ impl Bridge {
         self.tell_owner(account, &text).await;
     }
 
+    /// The account was not polled from `from` to `to` (RELIABILITY.md §1.7): WebQQ keeps no
+    /// history, so the owner is told which QQ messages may be missing.
+    pub async fn qq_poll_gap(&self, account: &str, from: u64, to: u64) {
+        let text = format!(
+            "QQ account {account}: QQ messages sent between {} and {} may be missing; the \
+             bridge could not poll QQ then, and QQ does not deliver them later.",
+            utc_text(from),
+            utc_text(to)
+        );
+        self.tell_owner(account, &text).await;
+    }
+
     /// A QQ event of the account could not be bridged.
     pub async fn qq_unbridgeable(&self, account: &str, poll_type: &str, reason: &str) {
         let text = format!("QQ account {account}: {reason} was not bridged ({poll_type}).");
@@ -162,9 +174,35 @@ impl Bridge {
     }
 }
 
+/// `unix` (seconds) as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian calendar).
+fn utc_text(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Days since 1970-01-01 to a civil date, in 400-year eras counted from 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_utc_text() {
+        assert_eq!(utc_text(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(951_825_600), "2000-02-29 12:00:00 UTC");
+        assert_eq!(utc_text(1_795_960_234), "2026-11-29 13:50:34 UTC");
+        assert_eq!(utc_text(4_107_542_399), "2100-02-28 23:59:59 UTC");
+        assert_eq!(utc_text(4_107_542_400), "2100-03-01 00:00:00 UTC");
+    }
 
     #[test]
     fn test_a_repeated_notice_waits() {
