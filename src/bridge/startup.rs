@@ -349,9 +349,8 @@ impl Prepared {
 async fn ping(matrix: &MatrixClient) -> Result<(), Error> {
     let mut waits = PING_WAITS.iter();
     loop {
-        let error = match matrix.appservice_ping(&TransactionId::new()).await {
-            Ok(_) => return Ok(()),
-            Err(error) => error,
+        let Err(error) = matrix.appservice_ping(&TransactionId::new()).await else {
+            return Ok(());
         };
         let again = error.is_transient() || error.status().is_some_and(|s| s >= 500);
         match waits.next() {
