@@ -32,6 +32,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -484,7 +485,9 @@ def chaos(args, procs, ledger, stop, span):
         ledger.kill_clock.append(time.time())
         procs.crash_bridge()
         ledger.kills.append(time.monotonic())
-        log(f"chaos: bridge SIGKILLed ({n}/{len(kills)}) and restarted")
+        killed_at = datetime.datetime.fromtimestamp(ledger.kill_clock[-1], datetime.timezone.utc)
+        log(f"chaos: bridge SIGKILLed ({n}/{len(kills)}) at {killed_at:%H:%M:%S.%f} UTC and "
+            f"restarted")
         # The next kill may come at any moment, but only once this instance has started.
         deadline = time.monotonic() + 30
         while metrics_text(args) is None and time.monotonic() < deadline:
@@ -667,24 +670,70 @@ def cut_by_kill(args, ledger):
     fault: 8 pieces, `ms` apart) when the bridge was SIGKILLed: gone from QQ's queue, never
     received (WebQQ has no re-delivery)."""
     keys = set()
-    stamp = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z")
     pause = re.compile(r"\bms=(\d+)")
     try:
         with open(os.path.join(args.dir, "emulator.log"), encoding="utf-8", errors="replace") as f:
             for line in f:
                 if "poll2 answer sent slowly" not in line:
                     continue
-                m, p = stamp.match(line), pause.search(line)
-                if not m or not p:
+                began, p = log_time(line), pause.search(line)
+                if began is None or not p:
                     continue
-                began = datetime.datetime.fromisoformat(m.group(1)).replace(
-                    tzinfo=datetime.timezone.utc).timestamp()
                 ends = began + 8 * int(p.group(1)) / 1000 + 0.5
                 if any(began <= k <= ends for k in ledger.kill_clock):
                     keys.update((int(c), int(s)) for c, s in QQ_BODY.findall(line))
     except OSError:
         pass
     return keys
+
+
+def log_time(line):
+    """The UTC timestamp at the start of a log line, as a Unix time; None without one."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z", line)
+    if not m:
+        return None
+    return datetime.datetime.fromisoformat(m.group(1)).replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def dead_polls(args, ledger):
+    """QQ -> Matrix messages the emulator took into a poll2 answer at or after a SIGKILL of the
+    bridge that held the poll (within 0.5 s after the driver's kill time): the answer went to a
+    dead connection and is gone from QQ's queue (WebQQ has no re-delivery). An answer that left
+    before the kill is the bridge's to keep (persisted before the next poll) and stays counted."""
+    keys = set()
+    try:
+        with open(os.path.join(args.dir, "emulator.log"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if "events taken by a poll" not in line:
+                    continue
+                at = log_time(line)
+                if at is not None and any(k <= at <= k + 0.5 for k in ledger.kill_clock):
+                    keys.update((int(c), int(s)) for c, s in QQ_BODY.findall(line))
+    except OSError:
+        pass
+    return keys
+
+
+def dropped_by_homeserver(args, ledger, lost):
+    """Of the Matrix -> QQ keys `lost`, those the homeserver accepted at most 10 s before it was
+    stopped and never handed to the bridge (no trace of the event in the bridge's message map):
+    Synapse keeps appservice events in memory until a transaction holds them and loses them at a
+    stop (element-hq/synapse#11637), so no appservice ever sees them."""
+    if not ledger.synapse_down or not lost:
+        return set()
+    stopped = ledger.synapse_down[0]
+    near = {k for k in lost if stopped - 10 <= ledger.mx_sent.get(k, -1e9) <= stopped}
+    events = {k: ledger.mx_events.get(k) for k in near}
+    try:
+        db = sqlite3.connect(f"file:{os.path.join(args.dir, 'bridge.sqlite3')}?mode=ro", uri=True)
+        try:
+            known = {row[0] for row in db.execute("SELECT event_id FROM messages")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return set()
+    return {k for k, e in events.items() if e is not None and e not in known}
 
 
 def cut_by_reset(args):
@@ -698,6 +747,8 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
     mx_expected = mx_sent - uncertain
     to_matrix = count(seen[0], qq_expected)
     to_qq = count(seen[1], mx_expected)
+    by_homeserver = dropped_by_homeserver(args, ledger, to_qq[1])
+    to_qq = (to_qq[0], [k for k in to_qq[1] if k not in by_homeserver], *to_qq[2:])
     not_handed = sum(1 for d in ledger.qq_posted.values() if d == 0)
     faults = fault_counts(args)
     print()
@@ -711,19 +762,26 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
     print("-" * len(header))
     print(f"{'QQ -> Matrix':<14}{len(ledger.qq_posted):>8}{len(qq_expected):>10}"
           f"{to_matrix[0]:>10}{len(to_matrix[1]):>7}{to_matrix[2]:>12}{to_matrix[3]:>14}")
-    print(f"{'Matrix -> QQ':<14}{len(mx_sent):>8}{len(mx_expected):>10}"
+    print(f"{'Matrix -> QQ':<14}{len(mx_sent):>8}{len(mx_expected - by_homeserver):>10}"
           f"{to_qq[0]:>10}{len(to_qq[1]):>7}{to_qq[2]:>12}{to_qq[3]:>14}")
     print()
     cut, replaced, killed = cut_by_reset(args), left_in_replaced(args), cut_by_kill(args, ledger)
+    dead = dead_polls(args, ledger)
     print(f"QQ -> Matrix: not expected, as QQ itself drops them: {not_handed} posted while the "
           f"account had no live session, {len(cut)} in poll2 answers cut by a reset fault "
           f"({len(cut & seen_keys(seen[0]))} of those arrived anyway), {len(replaced)} left in a "
           f"session replaced after a relink answer was cut ({len(replaced & seen_keys(seen[0]))} "
           f"of those arrived anyway), {len(killed)} in a slow poll2 answer cut by a SIGKILL "
-          f"({len(killed & seen_keys(seen[0]))} of those arrived anyway); misplaced in rooms: "
+          f"({len(killed & seen_keys(seen[0]))} of those arrived anyway), {len(dead)} taken into "
+          f"the answer of a poll whose bridge was being SIGKILLed ({len(dead & seen_keys(seen[0]))} "
+          f"of those arrived anyway); misplaced in rooms: "
           f"{len(seen[0].get(-1, []))}")
     print(f"Matrix -> QQ: {ledger.mx_refused} sends the homeserver refused (not expected); "
-          f"sent to the wrong chat: {misrouted}")
+          f"sent to the wrong chat: {misrouted}; {len(by_homeserver)} accepted by Synapse at most "
+          f"10 s before its stop and never handed to the bridge (element-hq/synapse#11637: lost "
+          f"by the homeserver, not expected)"
+          + (f": {', '.join(f'c{c}-{s}' for c, s in sorted(by_homeserver))}"
+             if by_homeserver else ""))
     status_faults = sum(n for (e, k), n in faults.items()
                         if e.startswith("send_") and k.startswith("HttpStatus"))
     print(f"Matrix -> QQ: not expected, as QQ did not confirm them and the bridge does not "
@@ -951,7 +1009,7 @@ def traffic_and_count(args, procs, ids, chats, owners, ledger, stop, began, span
     log(f"chaos over after {time.monotonic() - began:.0f} s: faults cleared; waiting for "
         f"quiescence (at most {args.max_wait} s, {args.idle} s without progress)")
     qq_expected = {k for k, d in ledger.qq_posted.items() if d > 0} - cut_by_reset(args) \
-        - left_in_replaced(args) - cut_by_kill(args, ledger)
+        - left_in_replaced(args) - cut_by_kill(args, ledger) - dead_polls(args, ledger)
     mx_sent = set(ledger.mx_sent)
     seen = settle(args, owners, chats, ids, qq_expected, mx_sent, ledger)
     misrouted = seen[2]
