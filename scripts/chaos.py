@@ -697,21 +697,30 @@ def log_time(line):
 
 
 def dead_polls(args, ledger):
-    """QQ -> Matrix messages the emulator took into a poll2 answer at or after a SIGKILL of the
-    bridge that held the poll (within 0.5 s after the driver's kill time): the answer went to a
-    dead connection and is gone from QQ's queue (WebQQ has no re-delivery). An answer that left
-    before the kill is the bridge's to keep (persisted before the next poll) and stays counted."""
-    keys = set()
+    """QQ -> Matrix messages the emulator took into a poll2 answer after a SIGKILL, on a session
+    the killed bridge held (one the emulator logged before the kill): the long poll was still
+    held when the bridge died, so the answer went to a dead connection and is gone from QQ's
+    queue (WebQQ has no re-delivery). A restarted bridge polls on a new session (its relink makes
+    one). An answer that left before the kill is the bridge's to keep and stays counted."""
+    session = re.compile(r"\bsession=(\d+)")
+    taken, first_seen = [], {}
     try:
         with open(os.path.join(args.dir, "emulator.log"), encoding="utf-8", errors="replace") as f:
             for line in f:
-                if "events taken by a poll" not in line:
+                at, m = log_time(line), session.search(line)
+                if at is None or not m:
                     continue
-                at = log_time(line)
-                if at is not None and any(k <= at <= k + 0.5 for k in ledger.kill_clock):
-                    keys.update((int(c), int(s)) for c, s in QQ_BODY.findall(line))
+                first_seen.setdefault(m.group(1), at)
+                if "events taken by a poll" in line:
+                    taken.append((at, m.group(1), QQ_BODY.findall(line)))
     except OSError:
-        pass
+        return set()
+    kills = sorted(ledger.kill_clock)
+    keys = set()
+    for at, sid, found in taken:
+        before = [k for k in kills if k <= at]
+        if before and first_seen[sid] < before[-1]:
+            keys.update((int(c), int(s)) for c, s in found)
     return keys
 
 
