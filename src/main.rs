@@ -12,7 +12,7 @@ mod qq_cli;
 use qq_cli::{QqArgs, run_qq};
 
 use qqbridge::account::account_actor::Credentials;
-use qqbridge::account::manager::{AccountManager, AddAccount, ManagerSettings};
+use qqbridge::account::manager::{AccountManager, AddAccount, ManagerSettings, StopAccounts};
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::poller_actor::QqEventsReceived;
 use qqbridge::account::send_queue::SendPolicy;
@@ -273,9 +273,15 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
         }
     }
     let matrix_side = match matrix_side {
-        Some((prepared, listener)) => {
-            Some(prepared.serve(&config, listener).await.context("the Matrix side did not start")?)
-        }
+        Some((prepared, listener)) => match prepared.serve(&config, listener).await {
+            Ok(side) => Some(side),
+            Err(error) => {
+                // The accounts run already: stop them before the error is reported, so this
+                // process sends nothing more to QQ while it exits.
+                manager.send(StopAccounts).await.ok();
+                return Err(error).context("the Matrix side did not start");
+            }
+        },
         None => None,
     };
     actix::spawn(qqbridge::account::operator::read_operator_input(manager.clone()));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use qqbridge::account::account_actor::Credentials;
 use qqbridge::account::manager::{
-    AccountManager, AddAccount, GetStates, ManagerSettings, RemoveAccount,
+    AccountManager, AddAccount, GetStates, ManagerSettings, RemoveAccount, StopAccounts,
 };
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::poller_actor::QqEventsReceived;
@@ -241,4 +241,29 @@ async fn test_faults_drive_states_restarts_and_metrics() {
         ),
         logins
     );
+}
+
+/// A process that gives up after its accounts started stops them first: once `StopAccounts`
+/// answers, nothing polls or sends any more, and the leases are free for the next process.
+#[actix::test]
+async fn test_stop_accounts_ends_polling_at_once_and_frees_the_leases() {
+    let te = TestEmulator::start().await;
+    let (store, _db) = test_store();
+    let metrics = Metrics::new();
+    let first = manager(&te, &metrics, store.clone());
+    first.send(add("main", 10001, "password")).await.unwrap().unwrap();
+    wait_connected(&first, &["main"]).await;
+    first.send(StopAccounts).await.unwrap();
+    let polls = || async {
+        let state = te.control_get("state").await;
+        state["counters"]["poll2"]["requests"].as_u64().unwrap_or(0)
+    };
+    let before = polls().await;
+    // The emulator's hold is short in tests: a live poller would have polled again by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(polls().await, before, "no poll after StopAccounts");
+    assert!(first.send(GetStates).await.unwrap().is_empty(), "no account left");
+    let second = manager(&te, &metrics, store);
+    second.send(add("main", 10001, "password")).await.unwrap().unwrap();
+    wait_connected(&second, &["main"]).await;
 }

@@ -166,7 +166,7 @@ pub struct AccountManager {
     accounts: BTreeMap<String, Addr<AccountActor>>,
     states: BTreeMap<String, (AccountState, Option<String>)>,
     numbers: BTreeMap<String, QqNumber>,
-    arbiters: Vec<ArbiterHandle>,
+    arbiters: Vec<Arbiter>,
     next_arbiter: usize,
     holder: String,
     login_permits: std::sync::Arc<tokio::sync::Semaphore>,
@@ -219,10 +219,9 @@ impl AccountManager {
 
     fn arbiter(&mut self) -> ArbiterHandle {
         if self.arbiters.is_empty() {
-            self.arbiters =
-                (0..self.settings.arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+            self.arbiters = (0..self.settings.arbiters.max(1)).map(|_| Arbiter::new()).collect();
         }
-        let handle = self.arbiters[self.next_arbiter % self.arbiters.len()].clone();
+        let handle = self.arbiters[self.next_arbiter % self.arbiters.len()].handle();
         self.next_arbiter = self.next_arbiter.wrapping_add(1);
         handle
     }
@@ -322,6 +321,31 @@ impl Handler<AddAccount> for AccountManager {
         self.numbers.insert(msg.id.clone(), msg.qq);
         self.accounts.insert(msg.id, account);
         Ok(())
+    }
+}
+
+/// Command: stops every account at once (their sessions stay stored for the next start) with
+/// the threads they run on, and answers once those threads have ended: nothing is sent to QQ
+/// after that. For a process that gives up after its accounts started (a failed start-up), so
+/// that it does not go on sending while it exits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopAccounts;
+
+impl Handler<StopAccounts> for AccountManager {
+    type Result = ();
+
+    fn handle(&mut self, _: StopAccounts, _: &mut Context<Self>) {
+        for arbiter in self.arbiters.drain(..) {
+            arbiter.stop();
+            if arbiter.join().is_err() {
+                tracing::warn!("an account thread ended with a panic");
+            }
+        }
+        let ids: Vec<String> = self.accounts.keys().cloned().collect();
+        for id in ids {
+            self.forget(&id);
+        }
     }
 }
 
