@@ -12,7 +12,9 @@ mod qq_cli;
 use qq_cli::{QqArgs, run_qq};
 
 use qqbridge::account::account_actor::Credentials;
-use qqbridge::account::manager::{AccountManager, AddAccount, ManagerSettings, StopAccounts};
+use qqbridge::account::manager::{
+    AccountManager, AddAccount, DrainSends, ManagerSettings, StopAccounts,
+};
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::poller_actor::QqEventsReceived;
 use qqbridge::account::send_queue::SendPolicy;
@@ -286,15 +288,45 @@ async fn run_bridge(config: Config) -> anyhow::Result<()> {
     };
     actix::spawn(qqbridge::account::operator::read_operator_input(manager.clone()));
     tracing::info!(accounts = config.enabled_accounts().count(), metrics = %config.metrics.listen, "running");
-    tokio::signal::ctrl_c().await.ok();
+    shutdown_signal().await;
     tracing::info!("shutting down; stored sessions stay valid for the restart");
     stop_metrics.send(()).ok();
     metrics_server.await.ok();
     if let Some(side) = matrix_side {
         side.stop().await;
     }
+    // Send calls under way finish (else the restart tells them "maybe not delivered"); queued
+    // messages wait in the outbox for the next start.
+    let drain = DrainSends { timeout: SHUTDOWN_DRAIN };
+    if let Ok(still) = manager.send(drain).await
+        && still > 0
+    {
+        tracing::warn!(
+            accounts = still,
+            "QQ sends still under way at exit: they will be told 'maybe not delivered'"
+        );
+    }
     actix::System::current().stop();
     Ok(())
+}
+
+/// How long a shutdown waits for the QQ send calls under way.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+
+/// Returns on SIGINT (Ctrl-C) or SIGTERM (what systemd and container runtimes send).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 async fn run_emulator(args: EmulatorArgs) -> anyhow::Result<()> {

@@ -91,6 +91,14 @@ pub struct SendReport {
     pub depth: usize,
 }
 
+/// Command: send nothing new, and answer once no send call is in flight (a planned shutdown,
+/// RELIABILITY.md §1.7: a send cut by the exit would be told "maybe not delivered" after the
+/// restart). Queued messages stay queued: their outbox rows are not marked, so the next start
+/// sends them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
 /// The outgoing side of one account.
 pub struct SenderActor {
     client: Arc<WebQqClient>,
@@ -103,6 +111,10 @@ pub struct SenderActor {
     waiting: HashMap<u64, oneshot::Sender<SendOutcome>>,
     /// What runs before the first send call of which queued message.
     before: HashMap<u64, BeforeSend>,
+    /// Send calls under way.
+    in_flight: usize,
+    /// Set by [`Drain`]: who waits for the calls under way to end; nothing new is sent.
+    draining: Option<Vec<oneshot::Sender<()>>>,
 }
 
 impl SenderActor {
@@ -122,12 +134,22 @@ impl SenderActor {
             timer: None,
             waiting: HashMap::new(),
             before: HashMap::new(),
+            in_flight: 0,
+            draining: None,
         }
     }
 
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if let Some(timer) = self.timer.take() {
             ctx.cancel_future(timer);
+        }
+        if self.draining.is_some() {
+            if self.in_flight == 0 {
+                for done in self.draining.as_mut().map(std::mem::take).unwrap_or_default() {
+                    let _ = done.send(());
+                }
+            }
+            return;
         }
         match self.queue.next(self.epoch.elapsed()) {
             Next::Idle => {}
@@ -147,6 +169,7 @@ impl SenderActor {
         let started = Instant::now();
         let id = message.id;
         let before = self.before.remove(&id);
+        self.in_flight += 1;
         ctx.spawn(
             async move {
                 if let Some(before) = before {
@@ -156,6 +179,7 @@ impl SenderActor {
             }
             .into_actor(self)
             .map(move |result, act, ctx| {
+                act.in_flight -= 1;
                 let outcome = act.queue.on_result(id, &result, act.epoch.elapsed());
                 if !matches!(outcome, SendOutcome::WillRetry { .. })
                     && let Some(waiter) = act.waiting.remove(&id)
@@ -207,6 +231,20 @@ impl Handler<NewSession> for SenderActor {
         self.directory = msg.directory;
         self.queue.new_session();
         self.pump(ctx);
+    }
+}
+
+impl Handler<Drain> for SenderActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (done, drained) = oneshot::channel();
+        self.draining.get_or_insert_with(Vec::new).push(done);
+        self.pump(ctx);
+        Box::pin(async move {
+            // An error only means the sender stopped: nothing is in flight then either.
+            let _ = drained.await;
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use qqbridge::account::account_actor::{
 use qqbridge::account::poller::Backoff;
 use qqbridge::account::poller_actor::QqEventsReceived;
 use qqbridge::account::send_queue::{ChatKey, SendOutcome, SendPolicy};
-use qqbridge::account::sender_actor::QueueMessage;
+use qqbridge::account::sender_actor::{Drain, QueueMessage};
 use qqbridge::account::state::AccountState;
 use qqbridge::webqq::content::Content;
 use qqbridge::webqq::event::PollEvent;
@@ -161,6 +161,33 @@ async fn test_account_connects_delivers_events_and_sends() {
         .filter(|r| matches!(r, AccountEvent::Send { report, .. } if report.outcome == SendOutcome::Delivered))
         .count();
     assert_eq!(delivered, 2);
+    account.send(StopAccount).await.unwrap();
+}
+
+/// A planned shutdown drains the sender: the send call under way finishes (its outcome known,
+/// so no "maybe not delivered" after the restart) and nothing queued starts.
+#[actix::test]
+async fn test_drain_waits_for_the_send_under_way_and_starts_no_other() {
+    let te = TestEmulator::start().await;
+    let (account, _) = start(&te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    te.fault(json!({"endpoint": "send_buddy_msg2", "count": 1, "kind": {"slow_body_ms": 300}}))
+        .await;
+    let friend = ChatKey::Friend(QqNumber::new(10002));
+    let (first, outcome) = QueueMessage::tracked(friend, Content::text("under way"));
+    account.send(first).await.unwrap();
+    account.send(QueueMessage::new(friend, Content::text("still queued"))).await.unwrap();
+    // The first send's answer is coming slowly (8 pieces, 300 ms apart) when the drain begins.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let began = std::time::Instant::now();
+    account.send(Drain).await.unwrap();
+    assert!(began.elapsed() >= Duration::from_millis(500), "waited: {:?}", began.elapsed());
+    let outcome = tokio::time::timeout(Duration::from_secs(1), outcome).await.unwrap().unwrap();
+    assert_eq!(outcome, SendOutcome::Delivered, "the send under way finished");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = te.sent(10001).await;
+    let texts: Vec<&str> = sent.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["under way"], "nothing new started");
     account.send(StopAccount).await.unwrap();
 }
 

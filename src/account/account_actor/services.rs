@@ -11,6 +11,7 @@ use crate::account::lookup;
 use crate::account::manager::{FetchFace, GetDirectory, GetGroupInfo, GroupSnapshot};
 use crate::account::messages::AccountEvent;
 use crate::account::messages::{FetchPicture, LogOutOfQq, NotifyTyping, UploadPicture};
+use crate::account::sender_actor::Drain;
 use crate::webqq::api::get_friend_uin2::KIND_PERSON;
 use crate::webqq::content::unescape_entities;
 use crate::webqq::directory::Directory;
@@ -42,6 +43,20 @@ impl Handler<LogOutOfQq> for AccountActor {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(error)) => Err(error.to_string()),
                 Err(_) => Err(format!("QQ did not answer within {} s", msg.timeout.as_secs_f64())),
+            }
+        })
+    }
+}
+
+impl Handler<Drain> for AccountActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Drain, _: &mut Context<Self>) -> Self::Result {
+        let sender = self.sender.clone();
+        Box::pin(async move {
+            if let Some(sender) = sender {
+                // An error only means the sender stopped: nothing is in flight then.
+                let _ = sender.send(msg).await;
             }
         })
     }

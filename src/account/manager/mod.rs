@@ -30,8 +30,10 @@ use crate::webqq::client::ClientConfig;
 
 mod gaps;
 mod lease;
+mod shutdown;
 mod via;
 
+pub use shutdown::{DrainSends, StopAccounts};
 pub use via::{
     AnswerCaptcha, FetchFace, FetchPictureVia, GetDirectory, GetGroupInfo, GroupSnapshot,
     NotifyTypingVia, SendVia, UploadPictureVia,
@@ -321,31 +323,6 @@ impl Handler<AddAccount> for AccountManager {
         self.numbers.insert(msg.id.clone(), msg.qq);
         self.accounts.insert(msg.id, account);
         Ok(())
-    }
-}
-
-/// Command: stops every account at once (their sessions stay stored for the next start) with
-/// the threads they run on, and answers once those threads have ended: nothing is sent to QQ
-/// after that. For a process that gives up after its accounts started (a failed start-up), so
-/// that it does not go on sending while it exits.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopAccounts;
-
-impl Handler<StopAccounts> for AccountManager {
-    type Result = ();
-
-    fn handle(&mut self, _: StopAccounts, _: &mut Context<Self>) {
-        for arbiter in self.arbiters.drain(..) {
-            arbiter.stop();
-            if arbiter.join().is_err() {
-                tracing::warn!("an account thread ended with a panic");
-            }
-        }
-        let ids: Vec<String> = self.accounts.keys().cloned().collect();
-        for id in ids {
-            self.forget(&id);
-        }
     }
 }
 
