@@ -320,7 +320,7 @@ impl Prepared {
             server: Some(server),
         };
 
-        if let Err(source) = ping(&matrix).await {
+        if let Err(source) = ping(&matrix, &status).await {
             if let Some(stop) = side.stop.take() {
                 let _ = stop.send(());
             }
@@ -343,15 +343,22 @@ impl Prepared {
     }
 }
 
-/// Asks the homeserver to ping our appservice listener. A 5xx or a transient failure is tried
-/// again after [`PING_WAITS`]: Synapse under load answers a good ping 502 now and then
-/// ("Tried to cancel an already-called event"). The last error is the answer.
-async fn ping(matrix: &MatrixClient) -> Result<(), Error> {
+/// Asks the homeserver to ping our appservice listener. A ping that reached the listener
+/// (`status` saw its transaction id) proves the way, whatever the homeserver answers: Synapse
+/// under load answers a delivered ping 502 now and then ("Tried to cancel an already-called
+/// event"). Else a 5xx or a transient failure is tried again after [`PING_WAITS`]; the last
+/// error is the answer.
+async fn ping(matrix: &MatrixClient, status: &AppserviceStatus) -> Result<(), Error> {
     let mut waits = PING_WAITS.iter();
     loop {
-        let Err(error) = matrix.appservice_ping(&TransactionId::new()).await else {
+        let txn = TransactionId::new();
+        let Err(error) = matrix.appservice_ping(&txn).await else {
             return Ok(());
         };
+        if status.ping_received(txn.as_str()) {
+            tracing::info!(%error, "the homeserver's ping reached us though it answered an error; going on");
+            return Ok(());
+        }
         let again = error.is_transient() || error.status().is_some_and(|s| s >= 500);
         match waits.next() {
             Some(wait) if again => {
