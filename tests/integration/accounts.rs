@@ -120,11 +120,23 @@ fn start(
     (account, collector)
 }
 
+/// An account with a password login, once CONNECTED.
+async fn connected(te: &TestEmulator) -> (Addr<AccountActor>, Collector) {
+    let (account, collector) = start(te, password(), None);
+    wait_for_state(&account, AccountState::Connected).await;
+    (account, collector)
+}
+
+/// The texts account 10001 sent, in order.
+async fn sent_texts(te: &TestEmulator) -> Vec<String> {
+    let sent = te.sent(10001).await;
+    sent.iter().map(|m| m["text"].as_str().unwrap().to_owned()).collect()
+}
+
 #[actix::test]
 async fn test_account_connects_delivers_events_and_sends() {
     let te = TestEmulator::start().await;
-    let (account, collector) = start(&te, password(), None);
-    wait_for_state(&account, AccountState::Connected).await;
+    let (account, collector) = connected(&te).await;
     te.post_message(10001, "friend", 10002, "to the actor", json!({})).await;
     for _ in 0..50 {
         if !collector.events.lock().unwrap().is_empty() {
@@ -150,9 +162,7 @@ async fn test_account_connects_delivers_events_and_sends() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let sent = te.sent(10001).await;
-    let texts: Vec<&str> = sent.iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert_eq!(texts, ["one", "two"]);
+    assert_eq!(sent_texts(&te).await, ["one", "two"]);
     let delivered = collector
         .reports
         .lock()
@@ -169,8 +179,7 @@ async fn test_account_connects_delivers_events_and_sends() {
 #[actix::test]
 async fn test_drain_waits_for_the_send_under_way_and_starts_no_other() {
     let te = TestEmulator::start().await;
-    let (account, _) = start(&te, password(), None);
-    wait_for_state(&account, AccountState::Connected).await;
+    let (account, _) = connected(&te).await;
     te.fault(json!({"endpoint": "send_buddy_msg2", "count": 1, "kind": {"slow_body_ms": 300}}))
         .await;
     let friend = ChatKey::Friend(QqNumber::new(10002));
@@ -185,9 +194,7 @@ async fn test_drain_waits_for_the_send_under_way_and_starts_no_other() {
     let outcome = tokio::time::timeout(Duration::from_secs(1), outcome).await.unwrap().unwrap();
     assert_eq!(outcome, SendOutcome::Delivered, "the send under way finished");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let sent = te.sent(10001).await;
-    let texts: Vec<&str> = sent.iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert_eq!(texts, ["under way"], "nothing new started");
+    assert_eq!(sent_texts(&te).await, ["under way"], "nothing new started");
     account.send(StopAccount).await.unwrap();
 }
 
@@ -196,15 +203,13 @@ async fn test_drain_waits_for_the_send_under_way_and_starts_no_other() {
 #[actix::test]
 async fn test_logout_is_confirmed_or_reported_as_unanswered() {
     let te = TestEmulator::start().await;
-    let (account, _) = start(&te, password(), None);
-    wait_for_state(&account, AccountState::Connected).await;
+    let (account, _) = connected(&te).await;
     let answer = account.send(LogOutOfQq { timeout: Duration::from_secs(5) }).await.unwrap();
     assert_eq!(answer, Ok(()));
     assert_eq!(counter(&te, "logout2").await, 1);
     assert!(!account.connected(), "the account stopped");
 
-    let (account, _) = start(&te, password(), None);
-    wait_for_state(&account, AccountState::Connected).await;
+    let (account, _) = connected(&te).await;
     te.fault(json!({"endpoint": "logout2", "count": 1, "kind": {"slow_body_ms": 3000}})).await;
     let answer = account.send(LogOutOfQq { timeout: Duration::from_millis(300) }).await.unwrap();
     assert_eq!(answer, Err("QQ did not answer within 0.3 s".to_owned()));
@@ -235,8 +240,7 @@ async fn test_contact_lists_that_fail_once_are_loaded_again() {
 #[actix::test]
 async fn test_restart_restores_without_a_login_request() {
     let te = TestEmulator::start().await;
-    let (account, collector) = start(&te, password(), None);
-    wait_for_state(&account, AccountState::Connected).await;
+    let (account, collector) = connected(&te).await;
     let stored = collector.sessions().pop().expect("a session was saved");
     account.send(StopAccount).await.unwrap();
     let logins_before = counter(&te, "login").await;
@@ -253,8 +257,7 @@ async fn test_restart_restores_without_a_login_request() {
 #[actix::test]
 async fn test_121_relinks_once_then_logged_out_without_looping() {
     let te = TestEmulator::start().await;
-    let (account, collector) = start(&te, password(), None);
-    wait_for_state(&account, AccountState::Connected).await;
+    let (account, collector) = connected(&te).await;
     te.fault(
         json!({"endpoint": "poll2", "account": 10001, "count": 100, "kind": {"retcode": 121}}),
     )
@@ -274,8 +277,7 @@ async fn test_121_relinks_once_then_logged_out_without_looping() {
 #[actix::test]
 async fn test_expired_session_relinks_first_then_logs_in_again() {
     let te = TestEmulator::start().await;
-    let (account, collector) = start(&te, password(), None);
-    wait_for_state(&account, AccountState::Connected).await;
+    let (account, collector) = connected(&te).await;
     let logins = counter(&te, "login").await;
     // The session expires and the relink is refused (112, protocol §1.4): relink is tried first,
     // then a full login.
@@ -332,9 +334,7 @@ async fn test_a_message_refused_by_a_replaced_session_goes_out_on_the_new_one() 
     let outcome = tokio::time::timeout(Duration::from_secs(30), outcome).await;
     assert_eq!(outcome.unwrap().unwrap(), SendOutcome::Delivered);
     assert!(counter(&te, "login").await > logins, "a new login took over");
-    let sent = te.sent(10001).await;
-    let texts: Vec<&str> = sent.iter().map(|m| m["text"].as_str().unwrap()).collect();
-    assert_eq!(texts, ["one", "two"]);
+    assert_eq!(sent_texts(&te).await, ["one", "two"]);
     account.send(StopAccount).await.unwrap();
 }
 
