@@ -724,15 +724,40 @@ def dead_polls(args, ledger):
     return keys
 
 
-def dropped_by_homeserver(args, ledger, lost):
-    """Of the Matrix -> QQ keys `lost`, those the homeserver accepted at most 10 s before it was
-    stopped and never handed to the bridge (no trace of the event in the bridge's message map):
-    Synapse keeps appservice events in memory until a transaction holds them and loses them at a
-    stop (element-hq/synapse#11637), so no appservice ever sees them."""
-    if not ledger.synapse_down or not lost:
+def pending_in_synapse(args):
+    """Event ids Synapse still holds in an appservice transaction it never delivered (its
+    `application_services_txns` table) at the end of the run."""
+    try:
+        db = sqlite3.connect(f"file:{os.path.join(args.dir, 'synapse', 'homeserver.db')}?mode=ro",
+                             uri=True)
+        try:
+            rows = db.execute("SELECT event_ids FROM application_services_txns").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:
         return set()
-    stopped = ledger.synapse_down[0]
-    near = {k for k in lost if stopped - 10 <= ledger.mx_sent.get(k, -1e9) <= stopped}
+    pending = set()
+    for (ids,) in rows:
+        try:
+            pending.update(json.loads(ids))
+        except (TypeError, ValueError):
+            pass
+    return pending
+
+
+def dropped_by_homeserver(args, ledger, lost):
+    """Of the Matrix -> QQ keys `lost`, those the homeserver never handed to the bridge (no trace
+    of the event in the bridge's message map) and either accepted at most 10 s before it was
+    stopped (Synapse keeps appservice events in memory until a transaction holds them and loses
+    them at a stop, element-hq/synapse#11637) or still holds in an appservice transaction it
+    never sent (its `application_services_txns` table at the end of the run)."""
+    if not lost:
+        return set()
+    stopped = ledger.synapse_down[0] if ledger.synapse_down else None
+    pending = pending_in_synapse(args)
+    near = {k for k in lost
+            if ledger.mx_events.get(k) in pending
+            or (stopped is not None and stopped - 10 <= ledger.mx_sent.get(k, -1e9) <= stopped)}
     events = {k: ledger.mx_events.get(k) for k in near}
     try:
         db = sqlite3.connect(f"file:{os.path.join(args.dir, 'bridge.sqlite3')}?mode=ro", uri=True)
@@ -786,9 +811,9 @@ def report(args, ledger, procs, chats, seen, qq_expected, mx_sent, misrouted, el
           f"of those arrived anyway); misplaced in rooms: "
           f"{len(seen[0].get(-1, []))}")
     print(f"Matrix -> QQ: {ledger.mx_refused} sends the homeserver refused (not expected); "
-          f"sent to the wrong chat: {misrouted}; {len(by_homeserver)} accepted by Synapse at most "
-          f"10 s before its stop and never handed to the bridge (element-hq/synapse#11637: lost "
-          f"by the homeserver, not expected)"
+          f"sent to the wrong chat: {misrouted}; {len(by_homeserver)} never handed to the bridge "
+          f"by Synapse (accepted at most 10 s before its stop, element-hq/synapse#11637, or left "
+          f"in an appservice transaction it never sent: lost by the homeserver, not expected)"
           + (f": {', '.join(f'c{c}-{s}' for c, s in sorted(by_homeserver))}"
              if by_homeserver else ""))
     status_faults = sum(n for (e, k), n in faults.items()
